@@ -1,0 +1,1 @@
+//! The CSV group-by engine (filled in by the engine work).

@@ -1,0 +1,1 @@
+//! The NYC-taxi CSV generator (filled in by the foundation work).

@@ -1,0 +1,18 @@
+//! corral-core: everything of corral that is not a terminal and not a `main`.
+//!
+//! Map of the modules:
+//! - [`paths`]: where config, state (cluster directories) and cache live (XDG).
+//! - [`config`]: layered configuration (site file, user file, `CORRAL_*` env), unknown keys
+//!   rejected by name.
+//! - [`logging`]: `tracing` setup shared by the binaries (file or stderr, never the TUI's screen).
+//! - [`threads`]: how many CPU threads this process may use (SLURM allocation or the machine).
+//! - [`datagen`]: the NYC-taxi CSV generator behind `corral gen taxi` and `corral demo`.
+//! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).
+//! - [`mmap`]: the one `unsafe` module: read-only memory maps with a plain-read fallback.
+pub mod aggregate;
+pub mod config;
+pub mod datagen;
+pub mod logging;
+pub mod mmap;
+pub mod paths;
+pub mod threads;

@@ -1,0 +1,25 @@
+//! `corral`: what the user types on the login node. It never does heavy work itself beyond the
+//! single-process tools (`gen`, `agg`); clusters are driven through SLURM and the coordinator.
+//!
+//! Map of the modules:
+//! - `cli`: the command line (one clap definition for every subcommand) and its dispatch.
+//! - `cmd::gen_taxi`: `corral gen taxi`, the NYC-taxi data generator.
+//! - `cmd::agg`: `corral agg`, a single-process group-by over CSV files.
+//! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
+
+mod cli;
+mod cmd;
+mod report;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
