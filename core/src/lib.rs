@@ -9,10 +9,17 @@
 //! - [`datagen`]: the NYC-taxi CSV generator behind `corral gen taxi` and `corral demo`.
 //! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).
 //! - [`mmap`]: the one `unsafe` module: read-only memory maps with a plain-read fallback.
+//! - [`cluster_dir`]: a cluster's directory (layout, permission checks, `coordinator.json`).
+//! - [`security`]: the cluster secret, the coordinator's certificate and its pinning, the HMAC
+//!   proof bound to the TLS session.
+//! - [`transport`]: QUIC endpoints (ALPN `corral/1`), length-framed messages, the auth handshake.
 pub mod aggregate;
+pub mod cluster_dir;
 pub mod config;
 pub mod datagen;
 pub mod logging;
 pub mod mmap;
 pub mod paths;
+pub mod security;
 pub mod threads;
+pub mod transport;
