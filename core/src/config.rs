@@ -213,16 +213,26 @@ mod tests {
     #[test]
     fn defaults_are_grabdasks() {
         let c = Config::load_from(&[], Vec::new()).expect("defaults load");
-        assert_eq!((c.defaults.workers, c.defaults.cores, c.defaults.days), (8, 2, 1));
+        assert_eq!(
+            (c.defaults.workers, c.defaults.cores, c.defaults.days),
+            (8, 2, 1)
+        );
     }
 
     #[test]
     fn user_file_overrides_site_and_env_overrides_both() {
         let d = tempfile::tempdir().expect("tempdir");
-        let site = write(d.path(), "site.toml", "[defaults]\nworkers = 4\ncores = 4\n");
+        let site = write(
+            d.path(),
+            "site.toml",
+            "[defaults]\nworkers = 4\ncores = 4\n",
+        );
         let user = write(d.path(), "user.toml", "[defaults]\nworkers = 16\n");
         let env = vec![
-            ("CORRAL_SLURM_EXTRA_ARGS".to_string(), r#"["-M", "c2"]"#.to_string()),
+            (
+                "CORRAL_SLURM_EXTRA_ARGS".to_string(),
+                r#"["-M", "c2"]"#.to_string(),
+            ),
             ("CORRAL_DEFAULTS_DAYS".to_string(), "3".to_string()),
             ("CORRAL_CLUSTER".to_string(), "not config".to_string()),
         ];
@@ -247,8 +257,13 @@ mod tests {
     #[test]
     fn unknown_env_key_is_named() {
         let env = vec![("CORRAL_UI_COLOUR".to_string(), "never".to_string())];
-        let err = Config::load_from(&[], env).expect_err("rejected").to_string();
-        assert!(err.contains("CORRAL_UI_COLOUR") && err.contains("colour"), "{err}");
+        let err = Config::load_from(&[], env)
+            .expect_err("rejected")
+            .to_string();
+        assert!(
+            err.contains("CORRAL_UI_COLOUR") && err.contains("colour"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`config`]: layered configuration (site file, user file, `CORRAL_*` env), unknown keys
 //!   rejected by name.
 //! - [`logging`]: `tracing` setup shared by the binaries (file or stderr, never the TUI's screen).
+//! - [`model`]: job ids, walltimes and what a user asks for (`ClusterSpec`).
+//! - [`slurm`]: the SLURM client (trait + command-line tools), limits validation, pending reasons.
 //! - [`threads`]: how many CPU threads this process may use (SLURM allocation or the machine).
 //! - [`datagen`]: the NYC-taxi CSV generator behind `corral gen taxi` and `corral demo`.
 //! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).
@@ -19,7 +21,9 @@ pub mod config;
 pub mod datagen;
 pub mod logging;
 pub mod mmap;
+pub mod model;
 pub mod paths;
 pub mod security;
+pub mod slurm;
 pub mod threads;
 pub mod transport;

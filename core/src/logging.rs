@@ -17,7 +17,8 @@ pub enum LogTarget<'a> {
 
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
 pub fn init(target: LogTarget<'_>, default_level: &str) -> std::io::Result<()> {
-    let filter = EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match target {
         LogTarget::Stderr => {
@@ -27,7 +28,10 @@ pub fn init(target: LogTarget<'_>, default_level: &str) -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
             let _ = builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))

@@ -1,0 +1,85 @@
+//! corral's SLURM client: a trait, and its implementation over the command-line tools.
+//!
+//! - [`parse`]: parsers of 22.05's `scontrol -o`, our `squeue -o` format, `sbatch --test-only`.
+//! - [`validate`]: a request checked against the partition's real limits, per field.
+//! - [`reason`]: pending-reason codes in plain words.
+//! - [`cli`]: [`Slurm`] over `sbatch`, `squeue`, `scontrol`, `sinfo`, `scancel`, each with a
+//!   timeout and a typed error carrying the command's stderr.
+
+pub mod cli;
+pub mod parse;
+pub mod reason;
+pub mod validate;
+
+use std::time::Duration;
+
+pub use cli::SlurmCli;
+pub use parse::{JobDetail, Node, Partition, QueuedJob, StartEstimate};
+
+use crate::model::JobId;
+
+/// A SLURM command that did not give a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    #[error(
+        "{program} not found (is SLURM installed here? set [slurm] bin_dir in ~/.config/corral/config.toml)"
+    )]
+    NotFound { program: String },
+    #[error(
+        "`{command}` did not answer within {timeout:?}; the SLURM controller may be overloaded"
+    )]
+    Timeout { command: String, timeout: Duration },
+    #[error(
+        "the SLURM controller is not reachable (`{command}`: {stderr}); corral retries, or ask your site whether slurmctld is up"
+    )]
+    ControllerDown { command: String, stderr: String },
+    #[error("`{command}` failed (exit {code}): {stderr}")]
+    Failed {
+        command: String,
+        code: i32,
+        stderr: String,
+    },
+    #[error("`{command}` printed something corral cannot read: {output:?}")]
+    Parse { command: String, output: String },
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+}
+
+impl SlurmError {
+    /// Worth retrying with backoff (the controller may come back), as opposed to a refusal.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SlurmError::Timeout { .. } | SlurmError::ControllerDown { .. }
+        )
+    }
+}
+
+/// Extra `sbatch` options besides the script itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitOptions {
+    /// Options given on the command line (they override `#SBATCH` lines of the script).
+    pub args: Vec<String>,
+    /// Working directory of the job (and of sbatch).
+    pub workdir: Option<std::path::PathBuf>,
+}
+
+/// What corral needs from SLURM. One implementation talks to the real command-line tools; the
+/// trait exists so the TUI and lifecycle logic can be unit-tested without a cluster.
+pub trait Slurm: Send + Sync {
+    fn partitions(&self) -> Result<Vec<Partition>, SlurmError>;
+    fn nodes(&self) -> Result<Vec<Node>, SlurmError>;
+    /// `sbatch --parsable`, the script on stdin.
+    fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError>;
+    /// `sbatch --test-only`: when the job would start, without submitting it.
+    fn estimate(&self, script: &str, opts: &SubmitOptions) -> Result<StartEstimate, SlurmError>;
+    /// This user's jobs (`squeue --me`), one call for all of the user's clusters.
+    fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError>;
+    /// `scontrol show job -o`; `None` once SLURM has forgotten the job (after MinJobAge).
+    fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError>;
+    /// `scancel` (with `--signal` when given). Cancelling a finished job is not an error.
+    fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError>;
+}
