@@ -15,6 +15,7 @@
 //! - [`security`]: the cluster secret, the coordinator's certificate and its pinning, the HMAC
 //!   proof bound to the TLS session.
 //! - [`transport`]: QUIC endpoints (ALPN `corral/1`), length-framed messages, the auth handshake.
+//! - [`protocol`]: every message of the wire protocol (handshake, versions, close codes).
 pub mod aggregate;
 pub mod cluster_dir;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod mmap;
 pub mod model;
 pub mod paths;
+pub mod protocol;
 pub mod security;
 pub mod slurm;
 pub mod threads;
