@@ -628,7 +628,8 @@ async fn server_handshake(
     let conn = match tokio::time::timeout_at(deadline, connecting).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            info!(%remote, error = %e, "TLS handshake failed");
+            // Scanners and wrong-ALPN probes end here; not worth more than debug.
+            debug!(%remote, error = %e, "TLS handshake failed");
             return None;
         }
         Err(_) => {
