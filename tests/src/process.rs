@@ -130,13 +130,13 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, RunError> {
             Ok(None) if Instant::now() >= deadline => break None,
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(source) => {
-                kill_group(child.id());
+                kill_group(&mut child);
                 return Err(RunError::Wait { command, source });
             }
         }
     };
     if status.is_none() {
-        kill_group(child.id());
+        kill_group(&mut child);
         let _ = child.wait();
     }
 
@@ -169,14 +169,17 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, RunError> {
     }
 }
 
-/// SIGKILL to the process group led by `pid` (through kill(1): this crate has no unsafe code).
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
+/// SIGKILL to the process group led by `child`, through the shell's `kill` builtin (this crate
+/// has no unsafe code, and a minimal Debian has no /bin/kill), then to the child itself in case
+/// that failed, so the `wait` that follows cannot hang.
+fn kill_group(child: &mut std::process::Child) {
+    let _ = Command::new("sh")
+        .args(["-c", "kill -KILL -\"$1\"", "sh", &child.id().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    let _ = child.kill();
 }
 
 #[cfg(test)]
