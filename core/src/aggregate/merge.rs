@@ -1,0 +1,266 @@
+//! Merging partials into a result, and the parity/line bookkeeping that makes it exact.
+//!
+//! Each file's spans, sorted by start, must tile the file's data bytes. Walking them in order
+//! with a running quote count gives the TRUE parity at every span start (the counts do not
+//! depend on the parity a span was computed under) and, with a running newline count, the
+//! file line of every span start. A span computed under the wrong parity is re-run
+//! ([`check_parities`]); [`finish`] refuses to merge until none is left.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::badrows::BadRows;
+use super::error::AggError;
+use super::partial::{AggState, Partial, SpanStats};
+use super::plan::{Parity, Partition, Plan};
+use super::result::{GroupRow, QueryResult, Value};
+
+/// A partial computed (partly) under the wrong quote parity: drop it, and compute these
+/// partitions (its spans, each with the parity its start really has) instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rerun {
+    pub partial: usize,
+    pub partitions: Vec<Partition>,
+}
+
+/// Spans of every partial, per file, sorted by start: (partial index, span).
+fn spans_by_file(
+    plan: &Plan,
+    partials: &[Partial],
+) -> Result<Vec<Vec<(usize, SpanStats)>>, AggError> {
+    let mut by_file = vec![Vec::new(); plan.files.len()];
+    for (i, p) in partials.iter().enumerate() {
+        for s in &p.spans {
+            match by_file.get_mut(s.file) {
+                Some(v) if s.start <= s.end => v.push((i, *s)),
+                _ => {
+                    return Err(AggError::UnknownPartition {
+                        file: s.file,
+                        start: s.start,
+                        end: s.end,
+                    });
+                }
+            }
+        }
+    }
+    for v in &mut by_file {
+        v.sort_by_key(|(_, s)| s.start);
+    }
+    Ok(by_file)
+}
+
+/// The true parity of each span start that can already be known: those whose file is covered
+/// without gap from its data start up to them. `first` is the parity at the first span start.
+pub fn chain_parities(first: Parity, spans: &[SpanStats]) -> Vec<Parity> {
+    let mut p = first;
+    spans
+        .iter()
+        .map(|s| {
+            let here = p;
+            p = p.advance(s.quotes);
+            here
+        })
+        .collect()
+}
+
+/// Which partials were computed under a wrong assumed parity, with the partitions to compute
+/// instead. Spans after a gap (a partition not reported yet) cannot be judged yet and are not
+/// listed; call again when more partials have arrived. The coordinator uses this as partials
+/// come in; [`super::execute`] uses it once after the first pass.
+pub fn check_parities(plan: &Plan, partials: &[Partial]) -> Result<Vec<Rerun>, AggError> {
+    let by_file = spans_by_file(plan, partials)?;
+    let mut truth: HashMap<(usize, u64), Parity> = HashMap::new();
+    let mut wrong = BTreeSet::new();
+    for (f, spans) in by_file.iter().enumerate() {
+        let mut pos = plan.files[f].data_start;
+        let mut parity = Parity::Even;
+        for (i, s) in spans {
+            if s.start != pos {
+                break;
+            }
+            truth.insert((f, s.start), parity);
+            if s.parity != parity {
+                wrong.insert(*i);
+            }
+            parity = parity.advance(s.quotes);
+            pos = s.end;
+        }
+    }
+    Ok(wrong
+        .into_iter()
+        .map(|i| Rerun {
+            partial: i,
+            partitions: partials[i]
+                .spans
+                .iter()
+                .map(|s| Partition {
+                    parity: truth.get(&(s.file, s.start)).copied().unwrap_or(s.parity),
+                    ..s.partition()
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// Merges partials one at a time with a persistent key index (cheap for many groups).
+#[derive(Default)]
+pub struct Merger {
+    acc: Partial,
+    index: HashMap<Vec<Vec<u8>>, usize>,
+}
+
+impl Merger {
+    pub fn add(&mut self, p: Partial) {
+        for g in p.groups {
+            match self.index.get(&g.key) {
+                Some(&i) => self.acc.groups[i].merge(&g),
+                None => {
+                    self.index.insert(g.key.clone(), self.acc.groups.len());
+                    self.acc.groups.push(g);
+                }
+            }
+        }
+        let rest = Partial {
+            groups: Vec::new(),
+            ..p
+        };
+        self.acc.merge(rest);
+    }
+
+    pub fn into_partial(self) -> Partial {
+        self.acc
+    }
+}
+
+/// Checks coverage and parities, merges, resolves bad-row lines, applies `strict`, and orders
+/// the groups like pandas' `value_counts()`: count descending, then key bytes ascending.
+pub fn finish(plan: &Plan, partials: Vec<Partial>) -> Result<QueryResult, AggError> {
+    let by_file = spans_by_file(plan, &partials)?;
+    let mut line_at: HashMap<(usize, u64), u64> = HashMap::new();
+    let mut wrong = 0;
+    for (f, spans) in by_file.iter().enumerate() {
+        let file = &plan.files[f];
+        let mut pos = file.data_start;
+        let mut parity = Parity::Even;
+        let mut line = file.data_start_line;
+        for (_, s) in spans {
+            if s.start != pos {
+                return Err(AggError::Coverage {
+                    path: file.path.clone(),
+                    start: pos.min(s.start),
+                    end: pos.max(s.start),
+                });
+            }
+            if s.parity != parity {
+                wrong += 1;
+            }
+            line_at.insert((f, s.start), line);
+            line += s.newlines;
+            parity = parity.advance(s.quotes);
+            pos = s.end;
+        }
+        if pos != file.size {
+            return Err(AggError::Coverage {
+                path: file.path.clone(),
+                start: pos,
+                end: file.size,
+            });
+        }
+    }
+    if wrong > 0 {
+        return Err(AggError::ParityNotResolved { count: wrong });
+    }
+    let mut merger = Merger::default();
+    for p in partials {
+        merger.add(p);
+    }
+    let mut merged = merger.into_partial();
+    for e in &mut merged.bad.examples {
+        e.line = line_at.get(&(e.file, e.span_start)).copied().unwrap_or(0) + e.rel_line;
+        e.path = plan.files.get(e.file).map(|f| f.path.clone());
+    }
+    if plan.query.strict
+        && let Some(e) = merged.bad.examples.first()
+    {
+        return Err(AggError::BadRow {
+            path: e.path.clone().unwrap_or_default(),
+            line: e.line,
+            reason: e.reason,
+            excerpt: e.excerpt.clone(),
+        });
+    }
+    Ok(result_of(plan, merged))
+}
+
+fn value_of(a: &AggState, rows: u64) -> Value {
+    match a {
+        AggState::Rows => Value::Int(rows),
+        AggState::Count(n) => Value::Int(*n),
+        AggState::Sum { sum, .. } => match sum.exact_text() {
+            Some(t) => Value::Decimal(t),
+            None => Value::Float(sum.to_f64()),
+        },
+        AggState::Mean { sum, n } => {
+            if *n == 0 {
+                Value::Null
+            } else {
+                Value::Float(sum.to_f64() / *n as f64)
+            }
+        }
+        AggState::Min(m) | AggState::Max(m) => match m {
+            Some(super::num::Num::Dec { m, scale }) => {
+                Value::Decimal(super::num::dec_text(*m, *scale))
+            }
+            Some(super::num::Num::Float(x)) => Value::Float(*x),
+            None => Value::Null,
+        },
+    }
+}
+
+fn result_of(plan: &Plan, merged: Partial) -> QueryResult {
+    let mut groups = merged.groups;
+    groups.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.key.cmp(&b.key)));
+    let exact = groups.iter().all(|g| {
+        g.aggs.iter().all(|a| match a {
+            AggState::Sum { sum, .. } => sum.is_exact(),
+            _ => true,
+        })
+    });
+    let rows = groups
+        .into_iter()
+        .map(|g| GroupRow {
+            key: g
+                .key
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+            count: g.rows,
+            values: g.aggs.iter().map(|a| value_of(a, g.rows)).collect(),
+        })
+        .collect();
+    let BadRows { counts, examples } = merged.bad;
+    QueryResult {
+        group_by: plan.group_names.clone(),
+        aggregates: plan.aggregates.iter().map(|a| a.label.clone()).collect(),
+        groups: rows,
+        rows: merged.rows,
+        blank_lines: merged.blank_lines,
+        bad_rows: super::result::BadRowsReport {
+            total: counts.values().sum(),
+            by_reason: counts
+                .into_iter()
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
+            examples,
+        },
+        missing: plan
+            .aggregates
+            .iter()
+            .map(|a| a.label.clone())
+            .zip(merged.missing)
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        files: plan.files.len(),
+        bytes: plan.total_bytes(),
+        exact,
+    }
+}
