@@ -247,7 +247,7 @@ mod tests {
     fn unknown_key_is_named_with_its_file() {
         let d = tempfile::tempdir().expect("tempdir");
         let user = write(d.path(), "user.toml", "[defaults]\nwrokers = 4\n");
-        let err = Config::load_from(&[user.clone()], Vec::new())
+        let err = Config::load_from(std::slice::from_ref(&user), Vec::new())
             .expect_err("typo must be rejected")
             .to_string();
         assert!(err.contains("wrokers"), "{err}");
