@@ -12,6 +12,7 @@
 //! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).
 //! - [`mmap`]: the one `unsafe` module: read-only memory maps with a plain-read fallback.
 //! - [`cluster_dir`]: a cluster's directory (layout, permission checks, `coordinator.json`).
+//! - [`schedule`]: the coordinator's task scheduling (pull, attempts, re-runs) as a pure state machine.
 //! - [`security`]: the cluster secret, the coordinator's certificate and its pinning, the HMAC
 //!   proof bound to the TLS session.
 //! - [`transport`]: QUIC endpoints (ALPN `corral/1`), length-framed messages, the auth handshake.
@@ -25,6 +26,7 @@ pub mod mmap;
 pub mod model;
 pub mod paths;
 pub mod protocol;
+pub mod schedule;
 pub mod security;
 pub mod slurm;
 pub mod threads;
