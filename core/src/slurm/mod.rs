@@ -3,12 +3,14 @@
 //! - [`parse`]: parsers of 22.05's `scontrol -o`, our `squeue -o` format, `sbatch --test-only`.
 //! - [`validate`]: a request checked against the partition's real limits, per field.
 //! - [`reason`]: pending-reason codes in plain words.
+//! - [`template`]: the job script every corral job is rendered from (`assets/cluster.sbatch`).
 //! - [`cli`]: [`Slurm`] over `sbatch`, `squeue`, `scontrol`, `sinfo`, `scancel`, each with a
 //!   timeout and a typed error carrying the command's stderr.
 
 pub mod cli;
 pub mod parse;
 pub mod reason;
+pub mod template;
 pub mod validate;
 
 use std::time::Duration;
