@@ -4,10 +4,12 @@
 //! - [`validate`]: a request checked against the partition's real limits, per field.
 //! - [`reason`]: pending-reason codes in plain words.
 //! - [`template`]: the job script every corral job is rendered from (`assets/cluster.sbatch`).
+//! - [`lifecycle`]: check, submit, follow and cancel a cluster's jobs (`jobs.json` records them).
 //! - [`cli`]: [`Slurm`] over `sbatch`, `squeue`, `scontrol`, `sinfo`, `scancel`, each with a
 //!   timeout and a typed error carrying the command's stderr.
 
 pub mod cli;
+pub mod lifecycle;
 pub mod parse;
 pub mod reason;
 pub mod template;

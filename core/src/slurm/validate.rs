@@ -94,35 +94,32 @@ impl Capacity {
             .sum()
     }
 
+    /// What is free right now: per usable node, its CPUs (capped as above) minus those
+    /// already allocated.
+    pub fn free_now(partition: &Partition, nodes: &[Node]) -> Capacity {
+        let busy: Vec<Node> = nodes
+            .iter()
+            .map(|n| Node {
+                cpus: n.cpus.saturating_sub(n.alloc_cpus),
+                ..n.clone()
+            })
+            .collect();
+        let mut cap = Capacity::of(partition, &busy);
+        cap.cpus_per_node.retain(|c| *c > 0);
+        cap
+    }
+
     pub fn largest_node(&self) -> u64 {
         self.cpus_per_node.first().copied().unwrap_or(0)
     }
 }
 
-/// Longest allowed cluster name: it becomes the job name `corral-<name>` and a directory.
-pub const MAX_NAME_LEN: usize = 40;
-
-/// Checks the name's syntax (whether it is in use is the caller's business).
+/// Checks the name's syntax (whether it is in use is the caller's business); the rule itself
+/// lives with the cluster directory, which the name becomes.
 pub fn check_name(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("give the cluster a name (letters, digits, - and _)".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Some(format!(
-            "name is {} characters; at most {MAX_NAME_LEN}",
-            name.len()
-        ));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Some(format!(
-            "name {name:?} may only use letters, digits, - and _, and must start with a letter or digit"
-        ));
-    }
-    None
+    crate::cluster_dir::validate_name(name)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Checks `spec` against the live partitions and nodes.
