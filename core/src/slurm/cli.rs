@@ -17,6 +17,8 @@ pub struct SlurmCli {
     extra_args: Vec<String>,
     qos: Option<String>,
     timeout: Duration,
+    /// Variables set for every command (e.g. `SLURM_CONF` of a particular cluster).
+    env: Vec<(String, String)>,
 }
 
 /// What a finished command printed.
@@ -33,7 +35,14 @@ impl SlurmCli {
             extra_args: config.extra_args.clone(),
             qos: (!config.qos.is_empty()).then(|| config.qos.clone()),
             timeout: Duration::from_secs(config.command_timeout_secs.max(1)),
+            env: Vec::new(),
         }
+    }
+
+    /// The same client with `vars` set for every command it runs.
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> SlurmCli {
+        self.env.extend(vars);
+        self
     }
 
     fn program(&self, name: &str) -> PathBuf {
@@ -65,6 +74,7 @@ impl SlurmCli {
         let command = format!("{program} {}", all_args.join(" "));
         let mut cmd = Command::new(self.program(program));
         cmd.args(&all_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -260,6 +270,7 @@ mod tests {
             extra_args: Vec::new(),
             qos: None,
             timeout: Duration::from_millis(200),
+            env: Vec::new(),
         };
         let err = cli
             .run("sleep", &["5".into()], None)
