@@ -17,6 +17,7 @@
 //!   proof bound to the TLS session.
 //! - [`transport`]: QUIC endpoints (ALPN `corral/1`), length-framed messages, the auth handshake.
 //! - [`protocol`]: every message of the wire protocol (handshake, versions, close codes).
+//! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
 pub mod aggregate;
 pub mod cluster_dir;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod mmap;
 pub mod model;
 pub mod paths;
 pub mod protocol;
+pub mod scaling;
 pub mod schedule;
 pub mod security;
 pub mod slurm;
