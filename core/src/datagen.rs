@@ -238,6 +238,9 @@ pub enum GenError {
     },
     #[error("a generator thread stopped before finishing its chunks")]
     WorkerLost,
+    /// Another thread failed; its error is the one [`generate`] returns.
+    #[error("generation stopped after an error")]
+    Stopped,
 }
 
 /// Keys `"1"`..`"5"` for the payment types that occur (a group-by never yields a zero count).
@@ -291,17 +294,23 @@ pub fn generate(spec: &TaxiSpec, progress: &dyn Fn(Progress)) -> Result<Expected
             s.spawn(move || worker(spec, shared, months, chunks_per_file, total_chunks, tx));
         }
         drop(tx);
+        let (finish_tx, finish_rx) = mpsc::channel::<OpenFile>();
+        let finisher = {
+            let shared = &shared;
+            s.spawn(move || finisher(&spec.out, shared, finish_rx))
+        };
         let mut w = Writer {
             spec,
             shared: &shared,
             chunks_per_file,
             open: None,
-            files: Vec::new(),
+            finisher: finish_tx,
+            files_written: 0,
             rows_done: 0,
             bytes_done: 0,
         };
-        let r = w.run(rx, total_chunks, progress);
-        if r.is_err() {
+        let written = w.run(rx, total_chunks, progress);
+        if written.is_err() {
             shared.abort();
             if let Some(open) = w.open.take() {
                 drop(open.file);
@@ -309,7 +318,17 @@ pub fn generate(spec: &TaxiSpec, progress: &dyn Fn(Progress)) -> Result<Expected
                 let _ = fs::remove_file(&open.partial);
             }
         }
-        r.map(|()| w.files)
+        // Closes the finisher's queue so it returns once the files handed over are done.
+        drop(w);
+        let finished = match finisher.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match (written, finished) {
+            // The finisher's error is the cause when the writer only stopped because of it.
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(files)) => Ok(files),
+        }
     })?;
 
     let mut total = ChunkStats::default();
@@ -490,7 +509,9 @@ struct Writer<'a> {
     shared: &'a Shared,
     chunks_per_file: u64,
     open: Option<OpenFile>,
-    files: Vec<FileDone>,
+    /// Completed files go here to be flushed and renamed while the next one is written.
+    finisher: mpsc::Sender<OpenFile>,
+    files_written: usize,
     rows_done: u64,
     bytes_done: u64,
 }
@@ -515,13 +536,16 @@ impl Writer<'_> {
                         .gate
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
+                    if g.abort {
+                        return Err(GenError::Stopped);
+                    }
                     g.next_write = next;
                 }
                 self.shared.gate_cv.notify_all();
                 let file = ((next - 1) / self.chunks_per_file) as usize;
                 progress(Progress {
                     file,
-                    files_done: self.files.len(),
+                    files_done: self.files_written,
                     files_total: self.spec.files,
                     rows_done: self.rows_done,
                     rows_total: self.spec.rows_per_file * self.spec.files as u64,
@@ -539,36 +563,38 @@ impl Writer<'_> {
     fn write_chunk(&mut self, done: Done) -> Result<(), GenError> {
         let file_index = (done.index / self.chunks_per_file) as usize;
         let last_chunk = done.index % self.chunks_per_file == self.chunks_per_file - 1;
-        if self.open.is_none() {
-            let name = file_name(file_index);
-            let partial = partial_path(&self.spec.out, &name);
-            let mut file = File::create(&partial).map_err(|source| GenError::Write {
-                path: partial.clone(),
-                source,
-            })?;
-            file.write_all(HEADER.as_bytes())
-                .map_err(|source| GenError::Write {
+        let open = match self.open.take() {
+            Some(open) => self.open.insert(open),
+            None => {
+                let name = file_name(file_index);
+                let partial = partial_path(&self.spec.out, &name);
+                let file = File::create(&partial).map_err(|source| GenError::Write {
                     path: partial.clone(),
                     source,
                 })?;
-            self.bytes_done += HEADER.len() as u64;
-            self.open = Some(OpenFile {
-                file,
-                partial,
-                name,
-                bytes: HEADER.len() as u64,
-                stats: ChunkStats::default(),
-            });
-        }
-        let Some(open) = self.open.as_mut() else {
-            return Err(GenError::WorkerLost);
+                self.open.insert(OpenFile {
+                    file,
+                    partial,
+                    name,
+                    bytes: 0,
+                    stats: ChunkStats::default(),
+                })
+            }
+        };
+        let header: &[u8] = if open.bytes == 0 {
+            HEADER.as_bytes()
+        } else {
+            b""
         };
         open.file
-            .write_all(&done.buf)
+            .write_all(header)
+            .and_then(|()| open.file.write_all(&done.buf))
             .map_err(|source| GenError::Write {
                 path: open.partial.clone(),
                 source,
             })?;
+        open.bytes += header.len() as u64;
+        self.bytes_done += header.len() as u64;
         open.bytes += done.buf.len() as u64;
         open.stats.add(&done.stats);
         self.bytes_done += done.buf.len() as u64;
@@ -579,35 +605,67 @@ impl Writer<'_> {
             .unwrap_or_else(PoisonError::into_inner)
             .push(done.buf);
         if last_chunk {
-            self.finish_file()?;
+            if let Some(open) = self.open.take() {
+                self.files_written += 1;
+                if let Err(mpsc::SendError(open)) = self.finisher.send(open) {
+                    // The finisher only hangs up after failing; its error is reported.
+                    drop(open.file);
+                    let _ = fs::remove_file(&open.partial);
+                    return Err(GenError::Stopped);
+                }
+            }
         }
         Ok(())
     }
+}
 
-    fn finish_file(&mut self) -> Result<(), GenError> {
-        let Some(open) = self.open.as_ref() else {
-            return Ok(());
+/// Flushes each completed file to stable storage and renames it into place, in order.
+///
+/// Network filesystems (NFS home directories, quotas) may report ENOSPC/EDQUOT only on flush,
+/// so a file is not given its final name before the data is on the server. Doing it here, not
+/// in the writer, overlaps the wait for the disk with generating the next file.
+fn finisher(
+    dir: &Path,
+    shared: &Shared,
+    rx: mpsc::Receiver<OpenFile>,
+) -> Result<Vec<FileDone>, GenError> {
+    let mut done = Vec::new();
+    let mut failed = None;
+    for open in rx {
+        if failed.is_some() {
+            drop(open.file);
+            let _ = fs::remove_file(&open.partial);
+            continue;
+        }
+        let to = dir.join(&open.name);
+        let result = match open.file.sync_data() {
+            Err(source) => Err(GenError::Write {
+                path: open.partial.clone(),
+                source,
+            }),
+            Ok(()) => fs::rename(&open.partial, &to).map_err(|source| GenError::Rename {
+                from: open.partial.clone(),
+                to,
+                source,
+            }),
         };
-        // Network filesystems (NFS home directories, quota) may report ENOSPC/EDQUOT only on
-        // flush, so the file is not called complete before the data is on the server.
-        open.file.sync_data().map_err(|source| GenError::Write {
-            path: open.partial.clone(),
-            source,
-        })?;
-        let to = self.spec.out.join(&open.name);
-        fs::rename(&open.partial, &to).map_err(|source| GenError::Rename {
-            from: open.partial.clone(),
-            to,
-            source,
-        })?;
-        if let Some(open) = self.open.take() {
-            self.files.push(FileDone {
+        match result {
+            Ok(()) => done.push(FileDone {
                 name: open.name,
                 bytes: open.bytes,
                 stats: open.stats,
-            });
+            }),
+            Err(e) => {
+                drop(open.file);
+                let _ = fs::remove_file(&open.partial);
+                shared.abort();
+                failed = Some(e);
+            }
         }
-        Ok(())
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(done),
     }
 }
 
@@ -910,6 +968,25 @@ mod tests {
             generate(&spec(&file.join("sub"), 1, 10, 0.0, 1), &|_| {}),
             Err(GenError::CreateDir { .. })
         ));
+    }
+
+    /// A file that cannot be put in place (its name is taken by a directory) stops the run,
+    /// and nothing half-written or unvouched-for is left behind.
+    #[test]
+    fn a_failure_while_finishing_a_file_stops_the_run_cleanly() {
+        let dir = tempdir();
+        let blocker = dir.path().join("yellow_tripdata_2015-02.csv");
+        fs::create_dir(&blocker).expect("mkdir");
+        fs::write(blocker.join("keep"), b"x").expect("write");
+        let r = generate(&spec(dir.path(), 4, 20_000, 0.0, 2), &|_| {});
+        assert!(matches!(r, Err(GenError::Rename { .. })), "{r:?}");
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .expect("read_dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+        assert!(!names.iter().any(|n| n == EXPECTED_FILE), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("2015-04")), "{names:?}");
     }
 
     #[test]
