@@ -450,21 +450,27 @@ fn field_of<'d>(data: &'d [u8], base: u64, f: FieldRef, rs: u64, re: u64, ev: &[
 }
 
 impl AccSink<'_, '_> {
+    /// The group of a record. One-byte keys of a single group-by column (payment_type) index
+    /// an array: no hashing, no allocation, inlined into the walker.
+    #[inline(always)]
     fn group_id(&mut self, rs: u64, re: u64, ev: &[u64]) -> u32 {
-        let spec = self.acc.spec;
-        if let [f] = spec.group[..] {
+        if let [f] = self.acc.spec.group[..] {
             let raw = field_of(self.data, self.base, f, rs, re, ev);
-            // One-byte keys (payment_type) index an array; no hashing, no allocation.
-            if raw.len() == 1 {
-                let b = raw[0];
-                let g = self.acc.byte_slot[usize::from(b)];
+            if let [b] = raw {
+                let g = self.acc.byte_slot[usize::from(*b)];
                 if g != NONE {
                     return g;
                 }
-                let g = self.acc.new_group(vec![vec![b]]);
-                self.acc.byte_slot[usize::from(b)] = g;
-                return g;
             }
+        }
+        self.group_id_slow(rs, re, ev)
+    }
+
+    #[inline(never)]
+    fn group_id_slow(&mut self, rs: u64, re: u64, ev: &[u64]) -> u32 {
+        let spec = self.acc.spec;
+        if let [f] = spec.group[..] {
+            let raw = field_of(self.data, self.base, f, rs, re, ev);
             let mut scratch = std::mem::take(&mut self.acc.scratch);
             let key = unquote(raw, &mut scratch);
             let g = if key.is_empty() {

@@ -1,10 +1,242 @@
-//! `corral agg`.
+//! `corral agg`: a group-by over CSV files in this process, on all the cores it may use.
+//!
+//! Data goes to stdout (the pandas-like table, or with `--json` one JSON object holding
+//! everything); diagnostics go to stderr (rows, bad rows by reason with examples, bytes,
+//! seconds, GB/s, rows/s, memory).
 
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use corral_core::aggregate::{self, AggOp, Aggregate, Column, ExecOptions, Query, QueryResult};
 
 #[derive(Debug, clap::Args)]
-pub struct AggArgs {}
+pub struct AggArgs {
+    /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
+    /// indices with --no-header.
+    #[arg(
+        long = "by",
+        value_name = "COL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub by: Vec<String>,
+    /// Count rows per group (the default when no other aggregate is asked for).
+    #[arg(long)]
+    pub count: bool,
+    /// Sum of a numeric column (exact for plain decimals).
+    #[arg(long, value_name = "COL")]
+    pub sum: Vec<String>,
+    /// Mean of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub mean: Vec<String>,
+    /// Minimum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub min: Vec<String>,
+    /// Maximum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub max: Vec<String>,
+    /// Threads (default: SLURM_CPUS_PER_TASK, else the cores this process may use).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
+    /// Fail on the first bad row instead of counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// The files have no header line; columns are 0-based indices.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Print one JSON object on stdout (result, bad rows, timing) and nothing on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Read with plain reads instead of memory maps.
+    #[arg(long, hide = true)]
+    pub no_mmap: bool,
+    /// Partition size in bytes (default 8 MiB).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub partition_bytes: Option<u64>,
+    /// CSV files or glob patterns (quote globs to let corral expand them).
+    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
+    pub inputs: Vec<String>,
+}
 
-pub fn run(_args: AggArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+/// `--json`: the result plus how it was computed.
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    query: &'a Query,
+    #[serde(flatten)]
+    result: &'a QueryResult,
+    threads: usize,
+    seconds: f64,
+    gb_per_s: f64,
+    rows_per_s: f64,
+    memory: Memory,
+}
+
+/// Memory of this process at the end, from /proc/self/status (kB → bytes). `rss_anon` is the
+/// memory besides mapped file pages (heap, stacks); `peak_rss` includes the file pages that
+/// were mapped at the worst moment (the engine drops them after each partition).
+#[derive(serde::Serialize, Default)]
+struct Memory {
+    rss_anon_bytes: Option<u64>,
+    peak_rss_bytes: Option<u64>,
+}
+
+fn memory() -> Memory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Memory::default();
+    };
+    let field = |name: &str| {
+        status.lines().find_map(|l| {
+            let rest = l.strip_prefix(name)?.trim().strip_suffix("kB")?;
+            rest.trim().parse::<u64>().ok().map(|kb| kb * 1024)
+        })
+    };
+    Memory {
+        rss_anon_bytes: field("RssAnon:"),
+        peak_rss_bytes: field("VmHWM:"),
+    }
+}
+
+fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
+    if no_header {
+        let i = s
+            .trim()
+            .parse::<usize>()
+            .with_context(|| format!("with --no-header columns are 0-based indices, not {s:?}"))?;
+        Ok(Column::Index(i))
+    } else {
+        Ok(Column::Name(s.to_string()))
+    }
+}
+
+fn query(args: &AggArgs) -> anyhow::Result<Query> {
+    let col = |s: &String| column(s, args.no_header);
+    let mut aggregates = Vec::new();
+    let others = [
+        (AggOp::Sum, &args.sum),
+        (AggOp::Mean, &args.mean),
+        (AggOp::Min, &args.min),
+        (AggOp::Max, &args.max),
+    ];
+    if args.count || others.iter().all(|(_, v)| v.is_empty()) {
+        aggregates.push(Aggregate {
+            op: AggOp::Count,
+            column: None,
+        });
+    }
+    for (op, cols) in others {
+        for c in cols {
+            aggregates.push(Aggregate {
+                op,
+                column: Some(col(c)?),
+            });
+        }
+    }
+    Ok(Query {
+        inputs: args.inputs.clone(),
+        group_by: args.by.iter().map(col).collect::<anyhow::Result<_>>()?,
+        aggregates,
+        has_header: !args.no_header,
+        strict: args.strict,
+    })
+}
+
+pub fn run(args: AggArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    let q = query(&args)?;
+    let part = args
+        .partition_bytes
+        .unwrap_or(aggregate::LOCAL_PARTITION_BYTES);
+    let plan = aggregate::plan(&q, part)?;
+    let threads = corral_core::threads::cpu_threads(args.threads);
+    // Test hook: a pause after each partition, so a test can change a file mid-query.
+    let delay = std::env::var("CORRAL_AGG_TEST_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let opts = ExecOptions {
+        threads,
+        mmap: !args.no_mmap,
+        delay,
+    };
+    let result = aggregate::execute(&plan, &opts)?;
+    let seconds = t0.elapsed().as_secs_f64().max(1e-9);
+    let gb_per_s = result.bytes as f64 / 1e9 / seconds;
+    let rows_per_s = (result.rows + result.bad_rows.total) as f64 / seconds;
+    let mem = memory();
+
+    if args.json {
+        let out = JsonOut {
+            query: &q,
+            result: &result,
+            threads: threads.get(),
+            seconds,
+            gb_per_s,
+            rows_per_s,
+            memory: mem,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    print!("{}", result.to_table());
+    eprint!(
+        "{}",
+        summary(&result, threads.get(), seconds, gb_per_s, rows_per_s, &mem)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(
+    r: &QueryResult,
+    threads: usize,
+    seconds: f64,
+    gbs: f64,
+    rps: f64,
+    mem: &Memory,
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "rows: {} counted, {} bad, {} blank lines skipped; {} groups\n",
+        r.rows,
+        r.bad_rows.total,
+        r.blank_lines,
+        r.groups.len()
+    ));
+    for (reason, n) in &r.bad_rows.by_reason {
+        s.push_str(&format!("bad rows: {reason}: {n}\n"));
+    }
+    for e in &r.bad_rows.examples {
+        let path = e
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "  {path}:{}: {}: {:?}\n",
+            e.line, e.reason, e.excerpt
+        ));
+    }
+    for (label, n) in &r.missing {
+        s.push_str(&format!("missing values skipped in {label}: {n}\n"));
+    }
+    if !r.exact {
+        s.push_str("note: some sums needed floating point (exponent notation or overflow)\n");
+    }
+    s.push_str(&format!(
+        "read {} files, {:.3} GB in {seconds:.3} s: {gbs:.2} GB/s, {:.1} M rows/s on {threads} thread{}\n",
+        r.files,
+        r.bytes as f64 / 1e9,
+        rps / 1e6,
+        if threads == 1 { "" } else { "s" }
+    ));
+    if let Some(anon) = mem.rss_anon_bytes {
+        s.push_str(&format!(
+            "memory: {:.1} MB anonymous (besides mapped file pages), peak RSS {:.1} MB\n",
+            anon as f64 / 1e6,
+            mem.peak_rss_bytes.unwrap_or(0) as f64 / 1e6
+        ));
+    }
+    s
 }
