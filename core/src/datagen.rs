@@ -11,6 +11,8 @@
 //!
 //! # `expected.json` semantics
 //!
+//! - `generator` (`"corral gen taxi"`), `format` (1; bumped when a meaning below changes),
+//!   `seed`, `dirty_rate`, `rows_per_file`: what produced the files.
 //! - `rows`: every data record written, good and bad (the header is not a record). A record is
 //!   what an RFC 4180 parser returns: a quoted field may span lines, so records ≠ lines.
 //! - `bytes`: total size of the CSV files, headers included; `files[i].bytes` per file.
@@ -37,10 +39,13 @@
 //!   - `quoted_payment_type`: payment_type is written quoted, `"2"`.
 //!
 //!   Every record is a well-formed RFC 4180 record (quotes balanced); the only records a strict
-//!   19-column reader must reject are the wrong-field-count ones.
+//!   19-column reader must reject are the wrong-field-count ones. pandas' `read_csv` differs on
+//!   dirty files: it pads short rows with NaN (and counts their payment_type if present) and
+//!   stops at long ones unless `on_bad_lines` is set; on clean files every reader agrees.
 //!
-//! Files appear only complete: each CSV is written as `.NAME.partial` and renamed when done;
-//! `expected.json` is removed first and written (also via a temporary name) after all CSVs.
+//! Files appear only complete: each CSV is written as `.NAME.partial`, flushed to stable storage
+//! and renamed when done; `expected.json` is removed first and written (also via a temporary
+//! name) after all CSVs. A failed run removes its partial files and leaves no `expected.json`.
 
 mod fmt;
 mod rng;
