@@ -247,6 +247,16 @@ impl Isa {
         })
     }
 
+    /// `portable`, `sse2` or `avx2`.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        match name {
+            "portable" => Some(Isa::Portable),
+            "sse2" => Some(Isa::Sse2),
+            "avx2" => Some(Isa::Avx2),
+            _ => None,
+        }
+    }
+
     /// Every instruction set usable on this CPU, worst first.
     pub fn available() -> Vec<Isa> {
         #[allow(unused_mut)]

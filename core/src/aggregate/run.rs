@@ -395,6 +395,8 @@ pub struct ExecOptions {
     pub threads: NonZeroUsize,
     /// Memory-map files (else plain reads).
     pub mmap: bool,
+    /// Instruction set of the scanner; None = the best this CPU has.
+    pub isa: Option<Isa>,
     #[doc(hidden)]
     pub delay: Option<Duration>,
 }
@@ -404,6 +406,7 @@ impl Default for ExecOptions {
         ExecOptions {
             threads: crate::threads::cpu_threads(None),
             mmap: true,
+            isa: None,
             delay: None,
         }
     }

@@ -155,8 +155,13 @@ pub fn run(args: AggArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis);
+    // Benchmark hook: force the scanner's instruction set (portable, sse2, avx2).
+    let isa = std::env::var("CORRAL_AGG_ISA")
+        .ok()
+        .and_then(|v| corral_core::mmap::Isa::from_name(&v));
     let opts = ExecOptions {
         threads,
+        isa,
         mmap: !args.no_mmap,
         delay,
     };
