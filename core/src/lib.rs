@@ -17,19 +17,31 @@
 //!   proof bound to the TLS session.
 //! - [`transport`]: QUIC endpoints (ALPN `corral/1`), length-framed messages, the auth handshake.
 //! - [`protocol`]: every message of the wire protocol (handshake, versions, close codes).
+//! - [`coordinator`]: the coordinator (registry, queries, merging, ledger, snapshots) as a library.
+//! - [`worker`]: the worker (connect, report, pull partitions, compute them on threads).
+//! - [`client`]: the client API of the CLI and the TUI (snapshots, queries, drain, shutdown).
+//! - [`cluster_record`]: `spec.json`, what a cluster is and which backend runs it.
+//! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
+//! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
 pub mod aggregate;
+pub mod client;
 pub mod cluster_dir;
+pub mod cluster_record;
 pub mod config;
+pub mod coordinator;
 pub mod datagen;
 pub mod logging;
 pub mod mmap;
 pub mod model;
 pub mod paths;
+pub mod procstat;
 pub mod protocol;
 pub mod scaling;
 pub mod schedule;
 pub mod security;
 pub mod slurm;
+pub mod tasks;
 pub mod threads;
 pub mod transport;
+pub mod worker;

@@ -1,0 +1,74 @@
+//! `corral-agent worker`: computes partitions for the coordinator of a cluster directory until
+//! told to stop, SIGTERM/SIGINT, or the coordinator is gone for the orphan timeout.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use corral_core::cluster_dir::ClusterDir;
+use corral_core::tasks::AbortOnDrop;
+use corral_core::worker::{self, Control, Exit, WorkerError, WorkerOptions};
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use crate::cli::WorkerArgs;
+use crate::signals::{self, Sig};
+
+/// Exit status of a worker that gave up on a vanished coordinator.
+const EXIT_ORPHANED: u8 = 3;
+
+pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let dir = ClusterDir::open_path(&args.cluster)?;
+    let mut opts = WorkerOptions::new(corral_core::threads::cpu_threads(args.cores));
+    if args.orphan_timeout.is_finite() && args.orphan_timeout > 0.0 {
+        opts.orphan_timeout = Duration::from_secs_f64(args.orphan_timeout);
+    }
+    opts.test_delay = args.test_delay_ms.map(Duration::from_millis);
+    // One thread for I/O; the compute threads are the worker's own pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (ctl_tx, ctl_rx) = mpsc::channel(4);
+        let (sig_tx, mut sig_rx) = mpsc::channel(4);
+        let _signals = AbortOnDrop::spawn(signals::forward(sig_tx));
+        let _relay = AbortOnDrop::spawn(async move {
+            while let Some(s) = sig_rx.recv().await {
+                let reason = match s {
+                    Sig::Term => "SIGTERM",
+                    Sig::Int => "SIGINT",
+                    // The coordinator tells the clients about the walltime; nothing to do.
+                    Sig::Usr1 => continue,
+                };
+                if ctl_tx
+                    .send(Control::Terminate {
+                        reason: reason.into(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // Keep the control channel open: its closing would read as "terminate".
+            std::future::pending::<()>().await;
+        });
+        info!(cores = opts.cores, "worker starting");
+        match worker::run(dir, opts, ctl_rx).await {
+            Ok(Exit::Shutdown { reason }) => {
+                info!(%reason, "worker exits: the coordinator shut down");
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(Exit::Terminated { reason }) => {
+                info!(%reason, "worker exits");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e @ WorkerError::Orphaned { .. }) => {
+                error!("{e}");
+                Ok(ExitCode::from(EXIT_ORPHANED))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}

@@ -1,0 +1,87 @@
+//! `spec.json`: what a cluster is (name, workers × cores) and which backend runs it, so that
+//! `corral status`, `ls` and `down` work from any later process. The local backend records the
+//! pids it started; the SLURM backend adds its own variant (job ids) next to it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster_dir::{ClusterDir, ClusterDirError, read_json, write_json_atomic};
+
+/// Which backend runs a cluster, and what it needs to stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Backend {
+    /// Processes on this machine, started detached by `corral up --local` / `corral demo`.
+    Local {
+        /// The `corral-agent` (or `corral`) executable that runs the agents.
+        agent: PathBuf,
+        coordinator_pid: u32,
+        worker_pids: Vec<u32>,
+    },
+}
+
+impl Backend {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Local { .. } => "local",
+        }
+    }
+}
+
+/// How a cluster ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    pub at_unix: u64,
+    /// What stopped it, in words (e.g. "corral down: 3 exited, 0 killed").
+    pub how: String,
+}
+
+/// The content of `spec.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub name: String,
+    pub workers: u32,
+    pub cores_per_worker: u32,
+    pub created_at_unix: u64,
+    pub backend: Backend,
+    #[serde(default)]
+    pub stopped: Option<Stopped>,
+}
+
+impl ClusterRecord {
+    pub fn path(dir: &ClusterDir) -> PathBuf {
+        dir.spec_file()
+    }
+
+    pub fn load(dir: &ClusterDir) -> Result<ClusterRecord, ClusterDirError> {
+        read_json(&dir.spec_file())
+    }
+
+    /// Writes `spec.json` atomically.
+    pub fn save(&self, dir: &ClusterDir) -> Result<(), ClusterDirError> {
+        write_json_atomic(&dir.spec_file(), self)
+    }
+
+    /// Every pid this record says belongs to the cluster.
+    pub fn pids(&self) -> Vec<u32> {
+        match &self.backend {
+            Backend::Local {
+                coordinator_pid,
+                worker_pids,
+                ..
+            } => std::iter::once(*coordinator_pid)
+                .chain(worker_pids.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// Pids of the record still running for `dir` (checked by command line, see
+    /// [`crate::procstat::runs_for`]).
+    pub fn live_pids(&self, dir: &Path) -> Vec<u32> {
+        self.pids()
+            .into_iter()
+            .filter(|p| crate::procstat::runs_for(*p, dir))
+            .collect()
+    }
+}
