@@ -21,6 +21,25 @@ pub enum Command {
     Gen(GenCommand),
     /// Group-by aggregation over CSV files in this process (no cluster needed).
     Agg(cmd::agg::AggArgs),
+    /// Start a cluster: a coordinator and W workers (`--local`: processes on this machine).
+    Up(cmd::up::UpArgs),
+    /// Run a group-by query on a cluster; prints like `corral agg`, plus workers and cores.
+    Query(cmd::query::QueryArgs),
+    /// A cluster's workers, cores, tasks, throughput and running query.
+    Status(cmd::status::StatusArgs),
+    /// Stop a cluster and make sure none of its processes keeps running.
+    Down(cmd::down::DownArgs),
+    /// List the clusters.
+    Ls(cmd::ls::LsArgs),
+    /// The whole product in one command: demo data, a local cluster, a query, checked exact.
+    Demo(cmd::demo::DemoArgs),
+    /// Run an agent role (`coordinator`, `worker`) in this process, as `corral-agent` does; the
+    /// local backend uses it when no `corral-agent` is installed.
+    #[command(hide = true, disable_help_flag = true, disable_version_flag = true)]
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,12 +53,25 @@ pub fn parse() -> Cli {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The agent roles set up their own logging (stderr, info), so they go first.
+    if let Some(Command::Agent { args }) = &cli.command {
+        let argv = std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
+        return Ok(corral_agent::main_with(argv));
+    }
     corral_core::logging::init(corral_core::logging::LogTarget::Stderr, "warn")?;
     // Broken config is reported before any work, naming the file and key.
     let _config = corral_core::config::Config::load()?;
     match cli.command {
         Some(Command::Gen(GenCommand::Taxi(args))) => cmd::gen_taxi::run(args),
         Some(Command::Agg(args)) => cmd::agg::run(args),
+        Some(Command::Up(args)) => cmd::up::run(args),
+        Some(Command::Query(args)) => cmd::query::run(args),
+        Some(Command::Status(args)) => cmd::status::run(args),
+        Some(Command::Down(args)) => cmd::down::run(args),
+        Some(Command::Ls(args)) => cmd::ls::run(args),
+        Some(Command::Demo(args)) => cmd::demo::run(args),
+        // Handled first, before logging.
+        Some(Command::Agent { .. }) => Ok(ExitCode::SUCCESS),
         None => {
             anyhow::bail!("the terminal UI is not built yet; try `corral --help`")
         }

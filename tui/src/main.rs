@@ -5,10 +5,14 @@
 //! - `cli`: the command line (one clap definition for every subcommand) and its dispatch.
 //! - `cmd::gen_taxi`: `corral gen taxi`, the NYC-taxi data generator.
 //! - `cmd::agg`: `corral agg`, a single-process group-by over CSV files.
+//! - `cmd::up`, `cmd::query`, `cmd::status`, `cmd::down`, `cmd::ls`: clusters — start, query,
+//!   watch, stop, list; `cmd::demo`: `corral demo`, the one-command showcase.
+//! - `local`: the local backend (agents as detached processes on this machine).
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 
 mod cli;
 mod cmd;
+mod local;
 mod report;
 
 use std::process::ExitCode;

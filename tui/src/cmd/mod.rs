@@ -1,4 +1,10 @@
 //! One module per CLI subcommand.
 
 pub mod agg;
+pub mod demo;
+pub mod down;
 pub mod gen_taxi;
+pub mod ls;
+pub mod query;
+pub mod status;
+pub mod up;

@@ -1,0 +1,291 @@
+//! `corral query NAME`: a group-by on a cluster, printed like `corral agg` (the pandas-like table
+//! on stdout; rows, bad rows, workers, cores and timing on stderr; `--json` for everything).
+//! Relative paths and globs are resolved here, so the coordinator and the workers see absolute
+//! paths whatever their working directory.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use corral_core::aggregate::{AggOp, Aggregate, Column, Query, QueryResult};
+use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
+use corral_core::cluster_dir::ClusterDir;
+use corral_core::protocol::{QueryOptions, QueryReport, RerunNote, RerunReason};
+
+use crate::local;
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The cluster to run on.
+    pub name: String,
+    /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
+    /// indices with --no-header.
+    #[arg(
+        long = "by",
+        value_name = "COL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub by: Vec<String>,
+    /// Count rows per group (the default when no other aggregate is asked for).
+    #[arg(long)]
+    pub count: bool,
+    /// Sum of a numeric column (exact for plain decimals).
+    #[arg(long, value_name = "COL")]
+    pub sum: Vec<String>,
+    /// Mean of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub mean: Vec<String>,
+    /// Minimum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub min: Vec<String>,
+    /// Maximum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub max: Vec<String>,
+    /// Fail on the first bad row instead of counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// The files have no header line; columns are 0-based indices.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Print one JSON object on stdout (result, workers, cores, timing, re-runs).
+    #[arg(long)]
+    pub json: bool,
+    /// Partition size in bytes (default: the coordinator's, 64 MiB).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub partition_bytes: Option<u64>,
+    /// CSV files or glob patterns (quote globs to let corral expand them).
+    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
+    pub inputs: Vec<String>,
+}
+
+fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
+    if no_header {
+        let i = s
+            .trim()
+            .parse::<usize>()
+            .with_context(|| format!("with --no-header columns are 0-based indices, not {s:?}"))?;
+        Ok(Column::Index(i))
+    } else {
+        Ok(Column::Name(s.to_string()))
+    }
+}
+
+fn query(args: &QueryArgs, inputs: Vec<String>) -> anyhow::Result<Query> {
+    let col = |s: &String| column(s, args.no_header);
+    let mut aggregates = Vec::new();
+    let others = [
+        (AggOp::Sum, &args.sum),
+        (AggOp::Mean, &args.mean),
+        (AggOp::Min, &args.min),
+        (AggOp::Max, &args.max),
+    ];
+    if args.count || others.iter().all(|(_, v)| v.is_empty()) {
+        aggregates.push(Aggregate {
+            op: AggOp::Count,
+            column: None,
+        });
+    }
+    for (op, cols) in others {
+        for c in cols {
+            aggregates.push(Aggregate {
+                op,
+                column: Some(col(c)?),
+            });
+        }
+    }
+    Ok(Query {
+        inputs,
+        group_by: args.by.iter().map(col).collect::<anyhow::Result<_>>()?,
+        aggregates,
+        has_header: !args.no_header,
+        strict: args.strict,
+    })
+}
+
+/// `--json`: the result plus how the cluster computed it.
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    cluster: &'a str,
+    query_id: u64,
+    query: &'a Query,
+    #[serde(flatten)]
+    result: &'a QueryResult,
+    workers: u32,
+    cores: u32,
+    seconds: f64,
+    gb_per_s: f64,
+    rows_per_s: f64,
+    tasks: u32,
+    partition_bytes: u64,
+    failed_attempts: u64,
+    reruns: &'a [RerunNote],
+}
+
+fn rerun_reason(r: &RerunReason) -> String {
+    match r {
+        RerunReason::WorkerLost { worker, node } => format!("worker {worker} on {node} was lost"),
+        RerunReason::Failed { worker, error } => format!("worker {worker} failed it: {error}"),
+        RerunReason::WrongParity => "its split fell inside a quoted field".into(),
+    }
+}
+
+/// The human summary on stderr (besides the table on stdout).
+pub(crate) fn summary(r: &QueryReport) -> String {
+    let res = r.result();
+    let secs = r.seconds.max(1e-9);
+    let mut s = String::new();
+    s.push_str(&format!(
+        "rows: {} counted, {} bad, {} blank lines skipped; {} groups\n",
+        res.rows,
+        res.bad_rows.total,
+        res.blank_lines,
+        res.groups.len()
+    ));
+    for (reason, n) in &res.bad_rows.by_reason {
+        s.push_str(&format!("bad rows: {reason}: {n}\n"));
+    }
+    for e in &res.bad_rows.examples {
+        let path = e
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "  {path}:{}: {}: {:?}\n",
+            e.line, e.reason, e.excerpt
+        ));
+    }
+    for (label, n) in &res.missing {
+        s.push_str(&format!("missing values skipped in {label}: {n}\n"));
+    }
+    if !res.exact {
+        s.push_str("note: some sums needed floating point (exponent notation or overflow)\n");
+    }
+    s.push_str(&format!(
+        "read {} files, {:.3} GB in {secs:.3} s: {:.2} GB/s, {:.1} M rows/s on {} worker{} / {} core{} ({} partitions)\n",
+        res.files,
+        res.bytes as f64 / 1e9,
+        res.bytes as f64 / 1e9 / secs,
+        (res.rows + res.bad_rows.total) as f64 / 1e6 / secs,
+        r.workers,
+        if r.workers == 1 { "" } else { "s" },
+        r.cores,
+        if r.cores == 1 { "" } else { "s" },
+        r.tasks,
+    ));
+    if !r.reruns.is_empty() {
+        s.push_str(&format!(
+            "re-ran {} partition{} (the result is still exact):\n",
+            r.reruns.len(),
+            if r.reruns.len() == 1 { "" } else { "s" }
+        ));
+        for n in r.reruns.iter().take(10) {
+            s.push_str(&format!(
+                "  {} bytes {}..{}: {}\n",
+                n.path.display(),
+                n.start,
+                n.end,
+                rerun_reason(&n.reason)
+            ));
+        }
+        if r.reruns.len() > 10 {
+            s.push_str(&format!("  … and {} more\n", r.reruns.len() - 10));
+        }
+    }
+    s
+}
+
+/// Submits `q` to the cluster in `dir`, drawing progress on stderr when it is a terminal.
+pub(crate) async fn submit(
+    dir: &ClusterDir,
+    q: Query,
+    options: QueryOptions,
+    show_progress: bool,
+) -> anyhow::Result<QueryReport> {
+    let client = ClusterClient::connect(dir)
+        .await
+        .with_context(|| format!("cannot reach the cluster {}", dir.name()))?;
+    let mut handle = client.submit(q, options).await?;
+    if handle.queued_behind > 0 && show_progress {
+        eprintln!("queued behind {} other queries", handle.queued_behind);
+    }
+    let mut drawn = false;
+    let clear = |drawn: bool| {
+        if drawn {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    };
+    while let Some(ev) = handle.next().await {
+        match ev {
+            QueryEvent::Progress(p) => {
+                if show_progress {
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\r\x1b[2Kquery {}: {:?}, {}/{} partitions, {:.2}/{:.2} GB, {} worker{} ({} re-run)",
+                        p.query,
+                        p.phase,
+                        p.tasks.done,
+                        p.tasks_total,
+                        p.bytes_done as f64 / 1e9,
+                        p.bytes_total as f64 / 1e9,
+                        p.workers,
+                        if p.workers == 1 { "" } else { "s" },
+                        p.tasks.rerun,
+                    );
+                    let _ = std::io::stderr().flush();
+                    drawn = true;
+                }
+            }
+            QueryEvent::Done(r) => {
+                clear(drawn);
+                return Ok(*r);
+            }
+            QueryEvent::Failed(f) => {
+                clear(drawn);
+                bail!("query {} failed: {}", f.query, f.error);
+            }
+            QueryEvent::Lost(why) => {
+                clear(drawn);
+                bail!("lost the query: {why}");
+            }
+        }
+    }
+    bail!("the coordinator ended the query without an answer")
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let inputs = resolve_inputs(&args.inputs, &cwd)?;
+    let q = query(&args, inputs)?;
+    let dir = ClusterDir::open(&args.name)?;
+    let options = QueryOptions {
+        partition_bytes: args.partition_bytes,
+    };
+    let show = !args.json && std::io::stderr().is_terminal();
+    let report = local::block_on(submit(&dir, q.clone(), options, show))??;
+    let res = report.result();
+    if args.json {
+        let secs = report.seconds.max(1e-9);
+        let out = JsonOut {
+            cluster: &args.name,
+            query_id: report.query,
+            query: &q,
+            result: res,
+            workers: report.workers,
+            cores: report.cores,
+            seconds: report.seconds,
+            gb_per_s: res.bytes as f64 / 1e9 / secs,
+            rows_per_s: (res.rows + res.bad_rows.total) as f64 / secs,
+            tasks: report.tasks,
+            partition_bytes: report.partition_bytes,
+            failed_attempts: report.failed_attempts,
+            reruns: &report.reruns,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print!("{}", res.to_table());
+        eprint!("{}", summary(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! `corral status NAME`: the cluster now — workers (dead ones marked), cores, tasks, throughput,
+//! the running query — from one coordinator snapshot; or, when it is not running, what
+//! `spec.json` says about how it ended.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use corral_core::client::ClusterClient;
+use corral_core::cluster_dir::ClusterDir;
+use corral_core::cluster_record::ClusterRecord;
+use corral_core::protocol::{Snapshot, WorkerState};
+
+use crate::local;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The cluster.
+    pub name: String,
+    /// Print one JSON object (the record and the coordinator's snapshot).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    name: &'a str,
+    /// `running`, `down` or `unreachable`.
+    state: &'a str,
+    record: Option<&'a ClusterRecord>,
+    snapshot: Option<&'a Snapshot>,
+    error: Option<String>,
+}
+
+fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// The snapshot as a few lines and a table of workers.
+pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
+    let mut out = String::new();
+    let live = s.live_workers().count();
+    let dead = s.workers.len() - live;
+    out.push_str(&format!(
+        "cluster {} ({backend}) — running for {}, coordinator on {} (pid {})\n",
+        s.cluster,
+        human_duration(s.uptime_ms),
+        s.coordinator_node,
+        s.coordinator_pid
+    ));
+    if s.walltime_ending {
+        out.push_str("WARNING: SLURM announced the end of the walltime; the cluster stops soon\n");
+    }
+    out.push_str(&format!(
+        "workers: {live} live{}; cores: {}\n",
+        if dead > 0 {
+            format!(", {dead} dead")
+        } else {
+            String::new()
+        },
+        s.cores
+    ));
+    let t = s.tasks;
+    out.push_str(&format!(
+        "tasks: {} queued, {} running, {} done, {} failed, {} re-run; queries: {} done, {} failed, {} waiting\n",
+        t.queued, t.running, t.done, t.failed, t.rerun, s.queries_done, s.queries_failed, s.queued_queries
+    ));
+    out.push_str(&format!(
+        "throughput: {:.1} MB/s, {:.2} M rows/s\n",
+        s.bytes_per_s / 1e6,
+        s.rows_per_s / 1e6
+    ));
+    if let Some(q) = &s.query {
+        out.push_str(&format!(
+            "query {}: {:?}, {}/{} partitions, {:.2}/{:.2} GB, {} workers, {}\n",
+            q.query,
+            q.phase,
+            q.tasks.done,
+            q.tasks_total,
+            q.bytes_done as f64 / 1e9,
+            q.bytes_total as f64 / 1e9,
+            q.workers,
+            human_duration(q.elapsed_ms)
+        ));
+    }
+    if s.restriction.max_workers.is_some() || s.restriction.max_cores.is_some() {
+        out.push_str(&format!(
+            "restricted to {} workers, {} cores\n",
+            s.restriction
+                .max_workers
+                .map_or("all".into(), |n| n.to_string()),
+            s.restriction
+                .max_cores
+                .map_or("all".into(), |n| n.to_string())
+        ));
+    }
+    for w in &s.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out.push_str(&format!(
+        "{:>4}  {:<16} {:>8} {:>5}  {:<8} {:>9} {:>6} {:>9} {:>11} {:>12}\n",
+        "ID", "NODE", "PID", "CORES", "STATE", "HEARTBEAT", "CPU%", "RSS", "RUN/Q/DONE", "ROWS"
+    ));
+    for w in &s.workers {
+        let state = match w.state {
+            WorkerState::Alive => "alive",
+            WorkerState::Draining => "draining",
+            WorkerState::Dead => "DEAD",
+        };
+        let hb = if w.state == WorkerState::Dead {
+            format!("{} ago", human_duration(w.heartbeat_age_ms))
+        } else {
+            format!("{:.1}s", w.heartbeat_age_ms as f64 / 1000.0)
+        };
+        let r = &w.report;
+        out.push_str(&format!(
+            "{:>4}  {:<16} {:>8} {:>5}  {:<8} {:>9} {:>6.1} {:>9} {:>11} {:>12}\n",
+            w.id,
+            w.node,
+            w.pid,
+            w.cores,
+            state,
+            hb,
+            r.cpu_busy_pct,
+            mb(r.rss_bytes),
+            format!("{}/{}/{}", r.tasks_running, r.tasks_queued, r.tasks_done),
+            r.rows_processed
+        ));
+    }
+    out
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let dir = ClusterDir::open(&args.name)?;
+    let record = ClusterRecord::load(&dir).ok();
+    let backend = record
+        .as_ref()
+        .map_or("unknown backend", |r| r.backend.kind());
+    let snap = if dir.coordinator_file().exists() {
+        local::block_on(async {
+            let get = async {
+                let c = ClusterClient::connect(&dir).await?;
+                c.snapshot().await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), get).await {
+                Ok(r) => r.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("the coordinator did not answer in 10 s")),
+            }
+        })?
+    } else {
+        Err(anyhow::anyhow!(
+            "the coordinator is not running (no coordinator.json)"
+        ))
+    };
+    let (state, error) = match (&snap, &record) {
+        (Ok(_), _) => ("running", None),
+        (Err(e), Some(r)) if r.stopped.is_some() || !local::is_running(&dir, r) => {
+            ("down", Some(format!("{e:#}")))
+        }
+        (Err(e), _) => ("unreachable", Some(format!("{e:#}"))),
+    };
+    if args.json {
+        let out = JsonOut {
+            name: &args.name,
+            state,
+            record: record.as_ref(),
+            snapshot: snap.as_ref().ok(),
+            error,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(if state == "running" {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
+    }
+    match snap {
+        Ok(s) => {
+            print!("{}", render(&s, backend));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            match record.as_ref().and_then(|r| r.stopped.as_ref()) {
+                Some(st) => println!(
+                    "cluster {} is down ({}, {})",
+                    args.name,
+                    st.how,
+                    corral_core::coordinator::ledger::rfc3339(st.at_unix * 1000)
+                ),
+                None => println!("cluster {} is {state}: {e:#}", args.name),
+            }
+            Ok(ExitCode::from(3))
+        }
+    }
+}
