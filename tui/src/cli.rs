@@ -12,6 +12,13 @@ use crate::cmd;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Colour in the terminal UI: auto (off when NO_COLOR is set), always or never. State and
+    /// selection stay visible without colour (symbols, bold).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: crate::app::runtime::ColorChoice,
+    /// Do not capture the mouse in the terminal UI (keeps the terminal's own text selection).
+    #[arg(long, global = true)]
+    pub no_mouse: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +47,14 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Open the terminal UI on cluster NAME's dashboard (or its pending screen).
+    Attach {
+        /// The cluster's name, as `corral` (Home) lists it.
+        name: String,
+    },
+    /// Time drawing a 1,000-worker dashboard off-screen (a benchmark, prints ms/frame).
+    #[command(hide = true)]
+    BenchRender(crate::app::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +73,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let argv = std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
         return Ok(corral_agent::main_with(argv));
     }
+    // The terminal UI logs to a file (stderr is the screen it draws on), so it is started
+    // before stderr logging is installed.
+    let start = match &cli.command {
+        None => Some(crate::app::Start::Home),
+        Some(Command::Attach { name }) => Some(crate::app::Start::Attach(name.clone())),
+        _ => None,
+    };
+    if let Some(start) = start {
+        let opts = crate::app::Options {
+            start,
+            color: cli.color,
+            mouse: !cli.no_mouse,
+        };
+        crate::app::run(opts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     corral_core::logging::init(corral_core::logging::LogTarget::Stderr, "warn")?;
     // Broken config is reported before any work, naming the file and key.
     let _config = corral_core::config::Config::load()?;
@@ -72,8 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Demo(args)) => cmd::demo::run(args),
         // Handled first, before logging.
         Some(Command::Agent { .. }) => Ok(ExitCode::SUCCESS),
-        None => {
-            anyhow::bail!("the terminal UI is not built yet; try `corral --help`")
-        }
+        Some(Command::BenchRender(args)) => crate::app::bench::run(args).map(|()| ExitCode::SUCCESS),
+        // Handled above, before stderr logging.
+        None | Some(Command::Attach { .. }) => Ok(ExitCode::SUCCESS),
     }
 }

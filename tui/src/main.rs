@@ -2,6 +2,7 @@
 //! single-process tools (`gen`, `agg`); clusters are driven through SLURM and the coordinator.
 //!
 //! Map of the modules:
+//! - `app`: the terminal UI (`corral`, `corral attach NAME`): Elm-shaped app, screens, effects.
 //! - `cli`: the command line (one clap definition for every subcommand) and its dispatch.
 //! - `cmd::gen_taxi`: `corral gen taxi`, the NYC-taxi data generator.
 //! - `cmd::agg`: `corral agg`, a single-process group-by over CSV files.
@@ -10,6 +11,7 @@
 //! - `local`: the local backend (agents as detached processes on this machine).
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 
+mod app;
 mod cli;
 mod cmd;
 mod local;
