@@ -14,6 +14,7 @@
 //! starts the test bed, builds the binaries and runs every test.
 
 pub mod bins;
+pub mod cluster;
 pub mod process;
 pub mod slurm;
 
