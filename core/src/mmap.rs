@@ -5,9 +5,9 @@
 //!   to the caller when mapping fails (`open` returns the error, the engine then reads).
 //! - The SIGBUS guard: a file truncated while mapped makes the kernel raise SIGBUS on the first
 //!   access past the new end, which would kill the process. A handler, installed once, looks
-//!   up the faulting address among the registered mappings; if it is in one, it maps an
-//!   anonymous zero page over the faulting page (`MAP_FIXED`), marks that mapping "changed" and
-//!   returns, so the read is retried and sees zeros. The engine checks [`MappedFile::changed`]
+//!   up the faulting address among the registered mappings; if it is in one, it maps anonymous
+//!   zero pages (`MAP_FIXED`) from the faulting page to the end of that mapping, marks it
+//!   "changed" and returns, so the read is retried and sees zeros. The engine checks [`MappedFile::changed`]
 //!   and re-stats the file after each partition, and fails the query naming the file. A fault
 //!   anywhere else restores the previous disposition and returns, so it kills as before.
 //! - The SIMD entry points of the CSV scanner: calling a `#[target_feature]` function from code
@@ -190,15 +190,18 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         }
         let len = slot.len.load(Ordering::Acquire);
         if addr >= start && addr - start < len {
+            // From the faulting page to the end of the mapping: everything past the new end of
+            // the file would fault too, one signal per page, as a reader runs to the end.
             let at = addr & !(page - 1);
-            // SAFETY: `at` is a whole page inside a mapping we own (registered, not yet
-            // unmapped: Drop unregisters first). Replacing it with an anonymous read-only zero
-            // page keeps the address range valid for the reader that faulted; no one else holds
-            // the old page's contents as anything but bytes.
+            let rest = start + len - at;
+            // SAFETY: `[at, at + rest)` is whole pages inside a mapping we own (registered, not
+            // yet unmapped: Drop unregisters first). Replacing them with anonymous read-only
+            // zero pages keeps the address range valid for every reader; no one holds the old
+            // pages' contents as anything but bytes.
             let r = unsafe {
                 libc::mmap(
                     at as *mut libc::c_void,
-                    page,
+                    rest,
                     libc::PROT_READ,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                     -1,

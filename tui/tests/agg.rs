@@ -319,6 +319,25 @@ fn input_errors_name_the_path() {
     }
 }
 
+/// Waits until process `pid` has `file` mapped or open (so it is past planning and reading).
+fn wait_until_reading(pid: u32, file: &Path) {
+    let name = file.to_string_lossy().into_owned();
+    for _ in 0..1000 {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let fds = fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().and_then(|e| fs::read_link(e.path()).ok()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if maps.contains(&name) || fds.iter().any(|p| p == file) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("corral agg never opened {name}");
+}
+
 /// Truncates the data file while `corral agg` reads it: the query must fail with a clear
 /// error naming the file, and the process must exit normally (no SIGBUS death).
 fn truncate_mid_query(extra: &[&str], new_len: u64) {
@@ -347,7 +366,8 @@ fn truncate_mid_query(extra: &[&str], new_len: u64) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(600));
+    wait_until_reading(child.id(), &file);
+    std::thread::sleep(Duration::from_millis(150));
     fs::OpenOptions::new()
         .write(true)
         .open(&file)
