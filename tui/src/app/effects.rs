@@ -3,7 +3,9 @@
 //! ones in a `JoinSet`, watches by cluster name — and all are aborted on shutdown.
 //!
 //! Wired to: `corral_core::slurm` (partitions, nodes, `sbatch --test-only`, submit through
-//! `slurm::lifecycle`, `job_views`, `cancel_and_wait`), the cluster directory (spec, secret,
+//! `slurm::lifecycle`, `job_views`, `cancel_and_wait`), the local backend (`crate::local`:
+//! start and stop), the cluster client (`corral_core::client`: snapshot subscription, queries
+//! with progress, restrictions for the sweep), and the cluster directory (`spec.json`,
 //! `jobs.json`, `coordinator.json`, logs, ledger). What is not wired yet answers with a
 //! "not available yet: …" message rather than made-up data.
 
@@ -16,10 +18,13 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use corral_core::aggregate::Query;
+use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
 use corral_core::cluster_dir::{self, ClusterDir, CoordinatorInfo};
+use corral_core::cluster_record::ClusterRecord;
 use corral_core::config::Config;
 use corral_core::model::{ClusterSpec, JobId};
 use corral_core::paths;
+use corral_core::protocol::{QueryOptions, Restriction};
 use corral_core::scaling::Point;
 use corral_core::slurm::lifecycle::{self, ClusterJobs, Ended};
 use corral_core::slurm::template::{self, JobRole};
@@ -33,6 +38,8 @@ use super::view::{Backend, CancelReport, ClusterRow, ClusterSnapshot, ClusterSta
 /// What every effect may use.
 struct Ctx {
     slurm: SlurmCli,
+    /// Where relative query inputs are resolved from (the directory corral started in).
+    cwd: PathBuf,
 }
 
 pub struct Effects {
@@ -55,6 +62,7 @@ impl Effects {
             tx,
             ctx: Arc::new(Ctx {
                 slurm: SlurmCli::new(&config.slurm),
+                cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             }),
             tasks: JoinSet::new(),
             watches: HashMap::new(),
@@ -111,12 +119,18 @@ impl Effects {
                     let result = submit_slurm(ctx, &spec).map(|_| Backend::Slurm);
                     Msg::Submitted { name, result }
                 }),
-                Backend::Local => self.post(Msg::Submitted {
-                    name: spec.name,
-                    result: Err(not_yet(
-                        "local clusters from the TUI (the local backend has not landed)",
-                    )),
-                }),
+                Backend::Local => {
+                    let tx = self.tx.clone();
+                    self.tasks.spawn(async move {
+                        let result = submit_local(&spec).await.map(|()| Backend::Local);
+                        let _ = tx
+                            .send(Msg::Submitted {
+                                name: spec.name,
+                                result,
+                            })
+                            .await;
+                    });
+                }
             },
             Cmd::Attach { name } => self.attach(name),
             Cmd::Detach { name } => {
@@ -124,12 +138,14 @@ impl Effects {
                     h.abort();
                 }
             }
-            Cmd::RunQuery { name, .. } => self.post(Msg::QueryDone {
-                name,
-                result: Err(not_yet(
-                    "queries from the TUI (the cluster client has not landed)",
-                )),
-            }),
+            Cmd::RunQuery { name, query } => {
+                let tx = self.tx.clone();
+                let cwd = self.ctx.cwd.clone();
+                self.tasks.spawn(async move {
+                    let result = run_query(&tx, &name, query, &cwd).await;
+                    let _ = tx.send(Msg::QueryDone { name, result }).await;
+                });
+            }
             Cmd::Scale { name, delta } if delta > 0 => self.blocking(move |ctx| {
                 let result = scale_up(ctx, &name, delta.unsigned_abs());
                 Msg::Scaled { name, result }
@@ -137,23 +153,32 @@ impl Effects {
             Cmd::Scale { name, .. } => self.post(Msg::Scaled {
                 name,
                 result: Err(not_yet(
-                    "scaling down (draining workers needs the cluster client)",
+                    "scaling down (draining a worker job, then scancel, is the SLURM lifecycle's next step)",
                 )),
             }),
-            Cmd::Cancel { name } => self.blocking(move |ctx| {
-                let result = cancel(ctx, &name);
-                Msg::Cancelled { name, result }
-            }),
-            Cmd::Sweep { name, .. } => self.post(Msg::SweepDone {
-                name,
-                result: Err(not_yet(
-                    "scaling sweeps (the cluster client has not landed)",
-                )),
-            }),
-            Cmd::LoadHistory { name, query } => self.blocking(move |_| {
-                let points = ledger_points(&name, &query);
-                Msg::History { name, points }
-            }),
+            Cmd::Cancel { name } => {
+                let tx = self.tx.clone();
+                let ctx = Arc::clone(&self.ctx);
+                self.tasks.spawn(async move {
+                    let result = cancel(ctx, &name).await;
+                    let _ = tx.send(Msg::Cancelled { name, result }).await;
+                });
+            }
+            Cmd::Sweep { name, query, cores } => {
+                let tx = self.tx.clone();
+                let cwd = self.ctx.cwd.clone();
+                self.tasks.spawn(async move {
+                    let result = sweep(&tx, &name, query, &cores, &cwd).await;
+                    let _ = tx.send(Msg::SweepDone { name, result }).await;
+                });
+            }
+            Cmd::LoadHistory { name, query } => {
+                let cwd = self.ctx.cwd.clone();
+                self.blocking(move |_| {
+                    let points = ledger_points(&name, &query, &cwd);
+                    Msg::History { name, points }
+                })
+            }
             Cmd::ReadLogs { name } => self.blocking(move |_| {
                 let result = read_logs(&name);
                 Msg::Logs { name, result }
@@ -161,8 +186,8 @@ impl Effects {
         }
     }
 
-    /// Watches `name` until detached: its jobs' states (for Pending) and what can be known of
-    /// it without a coordinator connection (for the dashboard).
+    /// Watches `name` until detached: its jobs (for Pending), then the coordinator's snapshot
+    /// stream once it listens; on a lost connection it goes back to looking and reconnects.
     fn attach(&mut self, name: String) {
         if let Some(h) = self.watches.remove(&name) {
             h.abort();
@@ -171,24 +196,7 @@ impl Effects {
         let ctx = Arc::clone(&self.ctx);
         let key = name.clone();
         let handle = self.tasks.spawn(async move {
-            let mut last: Vec<Msg> = Vec::new();
-            loop {
-                let ctx2 = Arc::clone(&ctx);
-                let n = name.clone();
-                let msgs = tokio::task::spawn_blocking(move || look_at(&ctx2, &n))
-                    .await
-                    .unwrap_or_else(|e| vec![Msg::Error(format!("internal error: {e}"))]);
-                // Post only what changed: an idle cluster must not cause redraws.
-                if msgs != last {
-                    for m in msgs.iter().cloned() {
-                        if tx.send(m).await.is_err() {
-                            return;
-                        }
-                    }
-                    last = msgs;
-                }
-                tokio::time::sleep(WATCH_EVERY).await;
-            }
+            watch(ctx, tx, name).await;
         });
         self.watches.insert(key, handle);
     }
@@ -197,6 +205,105 @@ impl Effects {
     pub async fn shutdown(&mut self) {
         self.watches.clear();
         self.tasks.shutdown().await;
+    }
+}
+
+async fn look(ctx: &Arc<Ctx>, name: &str) -> Look {
+    let ctx = Arc::clone(ctx);
+    let n = name.to_string();
+    tokio::task::spawn_blocking(move || look_at(&ctx, &n))
+        .await
+        .unwrap_or_else(|e| Look {
+            msgs: vec![Msg::Error(format!("internal error: {e}"))],
+            context: convert::Context::default(),
+            has_coordinator: false,
+        })
+}
+
+async fn watch(ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, name: String) {
+    let mut last: Vec<Msg> = Vec::new();
+    let mut last_error = String::new();
+    loop {
+        let look = look(&ctx, &name).await;
+        // Post only what changed: an idle cluster must not cause redraws.
+        if look.msgs != last {
+            for m in look.msgs.iter().cloned() {
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            last = look.msgs.clone();
+        }
+        if look.has_coordinator {
+            match stream(&ctx, &tx, &name, look.context).await {
+                Ok(()) => return,
+                Err(e) => {
+                    if e != last_error {
+                        let reason = e.clone();
+                        if tx
+                            .send(Msg::Detached {
+                                name: name.clone(),
+                                reason,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        last_error = e;
+                    }
+                    last.clear();
+                }
+            }
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+/// Connected: forwards snapshots (≤ 4 Hz, the coordinator's pace) and, every few seconds,
+/// the SLURM side (job state, walltime). Returns `Ok` when the app went away, `Err` when the
+/// connection did.
+async fn stream(
+    ctx: &Arc<Ctx>,
+    tx: &mpsc::Sender<Msg>,
+    name: &str,
+    mut context: convert::Context,
+) -> Result<(), String> {
+    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
+    let client = ClusterClient::connect(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut sub = client.subscribe().await.map_err(|e| e.to_string())?;
+    let mut slurm_every = tokio::time::interval(WATCH_EVERY * 3);
+    slurm_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    slurm_every.tick().await;
+    let mut last_status: Option<Msg> = None;
+    loop {
+        tokio::select! {
+            item = sub.receiver().recv() => match item {
+                Some(Ok(s)) => {
+                    let snap = convert::snapshot(&s, &context, now_unix());
+                    if tx.send(Msg::Snapshot(snap)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("the coordinator ended the subscription".into()),
+            },
+            _ = slurm_every.tick() => {
+                let look = look(ctx, name).await;
+                context = look.context;
+                let status = look.msgs.into_iter().find(|m| matches!(m, Msg::JobStatus { .. }));
+                if status.is_some() && status != last_status {
+                    if let Some(m) = status.clone()
+                        && tx.send(m).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                    last_status = status;
+                }
+            }
+        }
     }
 }
 
@@ -236,19 +343,148 @@ fn submit_slurm(ctx: &Ctx, spec: &ClusterSpec) -> Result<JobId, String> {
     Ok(rec.id)
 }
 
-fn scale_up(ctx: &Ctx, name: &str, workers: u32) -> Result<String, String> {
+/// Starts a local cluster (returns once every worker is connected).
+async fn submit_local(spec: &ClusterSpec) -> Result<(), String> {
+    let local = crate::local::LocalSpec {
+        name: spec.name.clone(),
+        workers: spec.workers,
+        cores: spec.cores_per_worker,
+        env: Vec::new(),
+    };
+    let started = crate::local::start(&local)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    // The agents are our children: reap them when they exit so none lingers as a zombie
+    // while the TUI runs (they are detached otherwise and outlive the TUI).
+    let children = started.children;
+    let _ = std::thread::Builder::new()
+        .name("corral-reaper".into())
+        .spawn(move || {
+            for mut c in children {
+                let _ = c.wait();
+            }
+        });
+    tracing::info!(cluster = %spec.name, "local cluster started");
+    Ok(())
+}
+
+/// Runs `query` on `name`, posting progress; the result as the result table wants it.
+async fn run_query(
+    tx: &mpsc::Sender<Msg>,
+    name: &str,
+    mut query: Query,
+    cwd: &std::path::Path,
+) -> Result<super::view::ResultView, String> {
     let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
-    let jobs = ClusterJobs::load(&dir).map_err(|e| e.to_string())?;
-    if jobs.jobs.is_empty() {
-        return Err(not_yet("scaling local clusters"));
+    query.inputs = resolve_inputs(&query.inputs, cwd).map_err(|e| e.to_string())?;
+    let client = ClusterClient::connect(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut handle = client
+        .submit(query, QueryOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(ev) = handle.next().await {
+        match ev {
+            QueryEvent::Progress(p) => {
+                let progress = convert::progress(&p);
+                let _ = tx
+                    .send(Msg::QueryProgress {
+                        name: name.to_string(),
+                        progress,
+                    })
+                    .await;
+            }
+            QueryEvent::Done(r) => {
+                return Ok(convert::result_view(
+                    r.result(),
+                    r.seconds,
+                    r.workers,
+                    u64::from(r.cores),
+                ));
+            }
+            QueryEvent::Failed(f) => return Err(f.error),
+            QueryEvent::Lost(why) => return Err(why),
+        }
     }
-    let spec: ClusterSpec = cluster_dir::read_json(&dir.spec_file()).map_err(|e| e.to_string())?;
+    Err("the query stream ended without a result".into())
+}
+
+/// Runs `query` once per core count (restricting the cores assignments may use), posting each
+/// runtime; lifts the restriction at the end, also after a failure.
+async fn sweep(
+    tx: &mpsc::Sender<Msg>,
+    name: &str,
+    mut query: Query,
+    cores: &[u32],
+    cwd: &std::path::Path,
+) -> Result<(), String> {
+    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
+    query.inputs = resolve_inputs(&query.inputs, cwd).map_err(|e| e.to_string())?;
+    let client = ClusterClient::connect(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut outcome = Ok(());
+    for &c in cores {
+        let step = async {
+            client
+                .restrict(Restriction {
+                    max_workers: None,
+                    max_cores: Some(c),
+                })
+                .await?;
+            client
+                .submit(query.clone(), QueryOptions::default())
+                .await?
+                .wait()
+                .await
+        };
+        match step.await {
+            Ok(r) => {
+                // The cores that really computed, which a worker's granularity may round.
+                let point = Point {
+                    cores: if r.cores > 0 { r.cores } else { c },
+                    seconds: r.seconds,
+                };
+                if tx
+                    .send(Msg::SweepPoint {
+                        name: name.to_string(),
+                        point,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                outcome = Err(format!("at {c} cores: {e}"));
+                break;
+            }
+        }
+    }
+    if let Err(e) = client.restrict(Restriction::default()).await {
+        tracing::warn!(cluster = name, "cannot lift the sweep's restriction: {e}");
+    }
+    outcome
+}
+
+fn scale_up(ctx: &Ctx, name: &str, workers: u32) -> Result<String, String> {
+    let info = load_info(name)?;
+    if info.jobs.jobs.is_empty() {
+        return Err(not_yet(
+            "scaling local clusters (the local backend starts a fixed set)",
+        ));
+    }
+    let spec = info
+        .spec
+        .ok_or_else(|| format!("{}: spec.json is not a SLURM cluster's spec", name))?;
     let rec = lifecycle::submit(
         &ctx.slurm,
         &spec,
         JobRole::Workers,
         workers,
-        &dir,
+        &info.dir,
         &agent_path(),
     )
     .map_err(|e| e.to_string())?;
@@ -258,11 +494,39 @@ fn scale_up(ctx: &Ctx, name: &str, workers: u32) -> Result<String, String> {
     ))
 }
 
-fn cancel(ctx: &Ctx, name: &str) -> Result<CancelReport, String> {
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
-    let mut jobs = ClusterJobs::load(&dir).map_err(|e| e.to_string())?;
+async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {
+    let info = load_info(name)?;
+    if let Some(mut record) = info.record {
+        let cores = u64::from(record.workers) * u64::from(record.cores_per_worker);
+        let core_hours =
+            validate_core_hours(cores, now_unix().saturating_sub(record.created_at_unix));
+        let report = crate::local::stop(&info.dir, &mut record)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let how = if report.left.is_empty() {
+            "stopped".to_string()
+        } else {
+            format!("stopped, but {} process(es) still run", report.left.len())
+        };
+        return Ok(CancelReport { core_hours, how });
+    }
+    let n = name.to_string();
+    tokio::task::spawn_blocking(move || cancel_slurm(&ctx, &n))
+        .await
+        .map_err(|e| format!("internal error: {e}"))?
+}
+
+fn validate_core_hours(cores: u64, secs: u64) -> f64 {
+    corral_core::slurm::validate::core_hours(cores, secs)
+}
+
+fn cancel_slurm(ctx: &Ctx, name: &str) -> Result<CancelReport, String> {
+    let info = load_info(name)?;
+    let mut jobs = info.jobs;
     if jobs.jobs.is_empty() {
-        return Err(not_yet("cancelling local clusters from the TUI"));
+        return Err(format!(
+            "{name} has no SLURM jobs and no local processes recorded"
+        ));
     }
     let views = lifecycle::cancel_and_wait(&ctx.slurm, &jobs.ids(), Duration::from_secs(120))
         .map_err(|e| e.to_string())?;
@@ -272,7 +536,7 @@ fn cancel(ctx: &Ctx, name: &str) -> Result<CancelReport, String> {
         how: "cancelled from the corral TUI".into(),
         core_hours,
     });
-    jobs.save(&dir).map_err(|e| e.to_string())?;
+    jobs.save(&info.dir).map_err(|e| e.to_string())?;
     Ok(CancelReport {
         core_hours,
         how: "cancelled".into(),
@@ -283,24 +547,75 @@ fn coordinator(dir: &ClusterDir) -> Option<CoordinatorInfo> {
     dir.read_coordinator().ok()
 }
 
+/// What a cluster directory says about its cluster. `spec.json` is a `ClusterRecord` for
+/// local clusters and the wizard's `ClusterSpec` for SLURM ones; either may be missing.
+struct Info {
+    dir: ClusterDir,
+    record: Option<ClusterRecord>,
+    spec: Option<ClusterSpec>,
+    jobs: ClusterJobs,
+}
+
+impl Info {
+    fn backend(&self) -> Backend {
+        if self.record.is_some() || self.jobs.jobs.is_empty() {
+            Backend::Local
+        } else {
+            Backend::Slurm
+        }
+    }
+
+    fn workers_asked(&self) -> u32 {
+        match (&self.record, &self.spec) {
+            (Some(r), _) => r.workers,
+            _ if !self.jobs.jobs.is_empty() => self.jobs.asked_workers(),
+            (None, Some(s)) => s.workers,
+            (None, None) => 0,
+        }
+    }
+
+    fn cores_per_worker(&self) -> u32 {
+        match (&self.record, &self.spec) {
+            (Some(r), _) => r.cores_per_worker,
+            (None, Some(s)) => s.cores_per_worker,
+            (None, None) => self.jobs.jobs.first().map_or(0, |j| j.cores_per_worker),
+        }
+    }
+}
+
+fn load_info(name: &str) -> Result<Info, String> {
+    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
+    Ok(info_of(dir))
+}
+
+fn info_of(dir: ClusterDir) -> Info {
+    let record = ClusterRecord::load(&dir).ok();
+    let spec = if record.is_none() {
+        cluster_dir::read_json::<ClusterSpec>(&dir.spec_file()).ok()
+    } else {
+        None
+    };
+    let jobs = ClusterJobs::load(&dir).unwrap_or_default();
+    Info {
+        dir,
+        record,
+        spec,
+        jobs,
+    }
+}
+
 /// Every cluster directory → a Home row, with one `squeue` for all SLURM jobs.
 fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
     let names = ClusterDir::list_in(&paths::clusters_dir()).map_err(|e| e.to_string())?;
     let now = now_unix();
     let mut found = Vec::new();
     for name in names {
-        let dir = match ClusterDir::open(&name) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(cluster = %name, "skipping: {e}");
-                continue;
-            }
-        };
-        let spec: Option<ClusterSpec> = cluster_dir::read_json(&dir.spec_file()).ok();
-        let jobs = ClusterJobs::load(&dir).unwrap_or_default();
-        found.push((name, dir, spec, jobs));
+        match ClusterDir::open(&name) {
+            Ok(d) => found.push((name, info_of(d))),
+            Err(e) => tracing::warn!(cluster = %name, "skipping: {e}"),
+        }
     }
-    let all_ids: Vec<JobId> = found.iter().flat_map(|(_, _, _, j)| j.ids()).collect();
+    let all_ids: Vec<JobId> = found.iter().flat_map(|(_, i)| i.jobs.ids()).collect();
     let views = if all_ids.is_empty() {
         HashMap::new()
     } else {
@@ -310,51 +625,25 @@ fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
         })
     };
     let mut rows = Vec::new();
-    for (name, dir, spec, jobs) in found {
-        let coord = coordinator(&dir);
-        let last_query_at = std::fs::metadata(dir.ledger_file())
+    for (name, info) in found {
+        let coord = coordinator(&info.dir);
+        let last_query_at = std::fs::metadata(info.dir.ledger_file())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
-        let backend = if jobs.jobs.is_empty() {
-            Backend::Local
-        } else {
-            Backend::Slurm
-        };
-        let head = jobs.head().and_then(|h| views.get(&h.id));
-        let state = if jobs.ended.is_some() {
-            ClusterState::Ended
-        } else {
-            match (backend, head) {
-                (Backend::Slurm, Some(v)) => convert::cluster_state(&v.state, coord.is_some()),
-                (Backend::Slurm, None) => ClusterState::Unknown,
-                (Backend::Local, _) => {
-                    if coord.is_some() {
-                        ClusterState::Running
-                    } else {
-                        ClusterState::Unknown
-                    }
-                }
-            }
-        };
-        let workers_asked = if jobs.jobs.is_empty() {
-            spec.as_ref().map_or(0, |s| s.workers)
-        } else {
-            jobs.asked_workers()
-        };
-        let cores = match &spec {
-            Some(s) => u64::from(workers_asked) * u64::from(s.cores_per_worker),
-            None => 0,
-        };
+        let backend = info.backend();
+        let head = info.jobs.head().and_then(|h| views.get(&h.id));
+        let state = local_or_slurm_state(&info, head.map(|v| v.state.as_str()), coord.is_some());
+        let workers_asked = info.workers_asked();
         rows.push(ClusterRow {
             name,
             backend,
             state,
-            job_ids: jobs.ids().iter().map(|j| j.0).collect(),
+            job_ids: info.jobs.ids().iter().map(|j| j.0).collect(),
             workers_connected: None,
             workers_asked,
-            cores,
+            cores: u64::from(workers_asked) * u64::from(info.cores_per_worker()),
             walltime_end: head
                 .filter(|v| v.state == "RUNNING")
                 .and_then(|v| v.left_secs)
@@ -365,102 +654,147 @@ fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
     Ok(rows)
 }
 
-/// One look at an attached cluster: its head job (for Pending) and a snapshot of what is
-/// known without a coordinator connection.
-fn look_at(ctx: &Ctx, name: &str) -> Vec<Msg> {
-    let dir = match ClusterDir::open(name) {
-        Ok(d) => d,
-        Err(e) => {
-            return vec![Msg::Detached {
-                name: name.into(),
-                reason: e.to_string(),
-            }];
+fn local_or_slurm_state(info: &Info, head_state: Option<&str>, has_coord: bool) -> ClusterState {
+    if info.jobs.ended.is_some() || info.record.as_ref().is_some_and(|r| r.stopped.is_some()) {
+        return ClusterState::Ended;
+    }
+    match (info.backend(), head_state) {
+        (Backend::Slurm, Some(st)) => convert::cluster_state(st, has_coord),
+        (Backend::Slurm, None) => ClusterState::Unknown,
+        (Backend::Local, _) => match &info.record {
+            Some(r) if crate::local::is_running(&info.dir, r) => ClusterState::Running,
+            Some(_) => ClusterState::Ended,
+            None if has_coord => ClusterState::Running,
+            None => ClusterState::Unknown,
+        },
+    }
+}
+
+/// One look at an attached cluster.
+struct Look {
+    /// The head job's status, and a snapshot of what is known without a connection.
+    msgs: Vec<Msg>,
+    /// What the directory and SLURM add to the coordinator's snapshots.
+    context: convert::Context,
+    has_coordinator: bool,
+}
+
+fn look_at(ctx: &Ctx, name: &str) -> Look {
+    let info = match load_info(name) {
+        Ok(i) => i,
+        Err(reason) => {
+            return Look {
+                msgs: vec![Msg::Detached {
+                    name: name.into(),
+                    reason,
+                }],
+                context: convert::Context::default(),
+                has_coordinator: false,
+            };
         }
     };
-    let spec: Option<ClusterSpec> = cluster_dir::read_json(&dir.spec_file()).ok();
-    let jobs = ClusterJobs::load(&dir).unwrap_or_default();
-    let coord = coordinator(&dir);
-    let mut out = Vec::new();
-    let mut state = if coord.is_some() {
-        ClusterState::Running
-    } else {
-        ClusterState::Unknown
-    };
+    let coord = coordinator(&info.dir);
+    let now = now_unix();
+    let mut msgs = Vec::new();
+    let mut head_state = None;
     let mut walltime_end = None;
     let mut core_hours = None;
-    if !jobs.jobs.is_empty() {
-        match lifecycle::job_views(&ctx.slurm, &jobs.ids()) {
+    if !info.jobs.jobs.is_empty() {
+        match lifecycle::job_views(&ctx.slurm, &info.jobs.ids()) {
             Ok(views) => {
-                if let Some(h) = jobs.head()
+                if let Some(h) = info.jobs.head()
                     && let Some(v) = views.get(&h.id)
                 {
-                    out.push(Msg::JobStatus {
+                    msgs.push(Msg::JobStatus {
                         name: name.into(),
                         status: convert::job_status(v, Some(h.submitted_unix)),
                     });
-                    state = convert::cluster_state(&v.state, coord.is_some());
+                    head_state = Some(v.state.clone());
                     walltime_end = v
                         .left_secs
                         .filter(|_| v.state == "RUNNING")
-                        .map(|l| now_unix() + l);
+                        .map(|l| now + l);
                 }
                 core_hours = Some(lifecycle::core_hours(&views));
             }
-            Err(e) => out.push(Msg::Detached {
+            Err(e) => msgs.push(Msg::Detached {
                 name: name.into(),
                 reason: format!("cannot ask SLURM: {e}"),
             }),
         }
     }
-    if jobs.ended.is_some() {
-        state = ClusterState::Ended;
+    if let Some(r) = &info.record {
+        let cores = u64::from(r.workers) * u64::from(r.cores_per_worker);
+        let until = r.stopped.as_ref().map_or(now, |s| s.at_unix);
+        core_hours = Some(validate_core_hours(
+            cores,
+            until.saturating_sub(r.created_at_unix),
+        ));
     }
-    // Only a cluster that got past pending has a dashboard to show.
+    let state = local_or_slurm_state(&info, head_state.as_deref(), coord.is_some());
+    let backend = info.backend();
+    let context = convert::Context {
+        backend: Some(backend),
+        address: coord.as_ref().map(|c| c.socket_addr().to_string()),
+        walltime_end,
+        job_ids: info.jobs.ids().iter().map(|j| j.0).collect(),
+        workers_asked: info.workers_asked(),
+        core_hours_used: core_hours,
+        slurm_state: (backend == Backend::Slurm).then_some(state),
+    };
+    // Only a cluster past pending has a dashboard to show.
     if !matches!(state, ClusterState::Pending | ClusterState::Unknown) || coord.is_some() {
-        out.push(Msg::Snapshot(ClusterSnapshot {
+        msgs.push(Msg::Snapshot(ClusterSnapshot {
             name: name.into(),
-            backend: if jobs.jobs.is_empty() {
-                Backend::Local
-            } else {
-                Backend::Slurm
-            },
+            backend,
             state,
-            address: coord.as_ref().map(|c| c.socket_addr().to_string()),
+            address: context.address.clone(),
             authenticated: false,
-            not_connected: Some(not_yet(
-                "live worker reports (the cluster client has not landed)",
-            )),
-            walltime_end,
-            job_ids: jobs.ids().iter().map(|j| j.0).collect(),
-            workers_asked: if jobs.jobs.is_empty() {
-                spec.as_ref().map_or(0, |s| s.workers)
+            not_connected: Some(if coord.is_some() {
+                "connecting…".into()
+            } else if state == ClusterState::Ended {
+                "the cluster has ended".into()
             } else {
-                jobs.asked_workers()
-            },
+                "the coordinator has not started yet".into()
+            }),
+            walltime_end,
+            job_ids: context.job_ids.clone(),
+            workers_asked: context.workers_asked,
             workers: Vec::new(),
             tasks: Default::default(),
             query: None,
             core_hours_used: core_hours,
         }));
     }
-    out
+    Look {
+        msgs,
+        context,
+        has_coordinator: coord.is_some() && state != ClusterState::Ended,
+    }
 }
 
-/// Earlier runtimes of `query` from the cluster's ledger (`ledger.jsonl`: one JSON object per
-/// finished query with at least `query`, `cores` and `seconds`). Lines of another shape are
-/// skipped: the ledger is history, not a contract worth failing over.
-fn ledger_points(name: &str, query: &Query) -> Vec<Point> {
+/// Earlier runtimes of `query` from the cluster's ledger (`ledger.jsonl`, written by the
+/// coordinator: one `"event": "query"` line per finished query with `query`, `cores`,
+/// `seconds`, `ok`). The ledger records resolved inputs, so `query` is resolved the same way
+/// first. Lines of another shape are skipped: history is not worth failing over.
+fn ledger_points(name: &str, query: &Query, cwd: &std::path::Path) -> Vec<Point> {
     let Ok(dir) = ClusterDir::open(name) else {
         return Vec::new();
     };
     let Ok(text) = std::fs::read_to_string(dir.ledger_file()) else {
         return Vec::new();
     };
-    let Ok(want) = serde_json::to_value(query) else {
+    let mut q = query.clone();
+    if let Ok(inputs) = resolve_inputs(&q.inputs, cwd) {
+        q.inputs = inputs;
+    }
+    let Ok(want) = serde_json::to_value(&q) else {
         return Vec::new();
     };
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("event").and_then(|e| e.as_str()) == Some("query"))
+        .filter(|v| v.get("ok").and_then(serde_json::Value::as_bool) == Some(true))
         .filter(|v| v.get("query") == Some(&want))
         .filter_map(|v| {
             let cores = u32::try_from(v.get("cores")?.as_u64()?).ok()?;
@@ -470,7 +804,7 @@ fn ledger_points(name: &str, query: &Query) -> Vec<Point> {
         .collect()
 }
 
-/// The last lines of every log of the cluster (head job output/error, worker logs), newest
+/// The last lines of every log of the cluster (head job output/error, agents' logs), newest
 /// file first.
 fn read_logs(name: &str) -> Result<Vec<String>, String> {
     const TAIL: usize = 200;
