@@ -139,8 +139,8 @@ pub struct Binding {
     pub contexts: &'static [Context],
     pub action: Action,
     pub help: &'static str,
-    /// Shown in the screen's bottom hint line.
-    pub hint: bool,
+    /// The word(s) shown in the screen's bottom hint line; empty: not shown there.
+    pub hint: &'static str,
 }
 
 use Context as C;
@@ -164,7 +164,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home],
         action: Action::New,
         help: "new cluster (wizard)",
-        hint: true,
+        hint: "new",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],
@@ -172,7 +172,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home],
         action: Action::Open,
         help: "open the selected cluster (attach)",
-        hint: true,
+        hint: "open",
     },
     Binding {
         keys: &[k('c')],
@@ -180,7 +180,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home, C::Dashboard, C::Pending],
         action: Action::Cancel,
         help: "cancel the cluster (asks first, shows core-hours used)",
-        hint: true,
+        hint: "cancel",
     },
     Binding {
         keys: &[k('/')],
@@ -188,7 +188,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home],
         action: Action::Filter,
         help: "filter clusters by name",
-        hint: true,
+        hint: "filter",
     },
     Binding {
         keys: &[ctrl('r'), code(KeyCode::F(5))],
@@ -196,7 +196,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home],
         action: Action::Refresh,
         help: "refresh the cluster list",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[k('q')],
@@ -204,7 +204,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Home],
         action: Action::Quit,
         help: "quit (clusters keep running)",
-        hint: true,
+        hint: "quit",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],
@@ -212,7 +212,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Filter],
         action: Action::Confirm,
         help: "keep the filter",
-        hint: true,
+        hint: "keep",
     },
     Binding {
         keys: &[code(KeyCode::Esc)],
@@ -220,7 +220,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Filter],
         action: Action::Back,
         help: "clear the filter",
-        hint: true,
+        hint: "clear",
     },
     // Wizard
     Binding {
@@ -229,7 +229,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: FORMS,
         action: Action::Down,
         help: "next field",
-        hint: true,
+        hint: "next",
     },
     Binding {
         keys: &[code(KeyCode::BackTab), code(KeyCode::Up)],
@@ -237,7 +237,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: FORMS,
         action: Action::Up,
         help: "previous field",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::Left)],
@@ -245,7 +245,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Wizard],
         action: Action::Left,
         help: "previous choice (partition, local/SLURM)",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::Right)],
@@ -253,7 +253,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Wizard],
         action: Action::Right,
         help: "next choice (partition, local/SLURM)",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[ctrl('s')],
@@ -261,7 +261,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Wizard, C::QueryForm],
         action: Action::Submit,
         help: "submit",
-        hint: true,
+        hint: "run",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],
@@ -269,7 +269,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Wizard],
         action: Action::Open,
         help: "on Submit: submit; on partition: pick from a list; else next field",
-        hint: true,
+        hint: "next/submit",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],
@@ -277,7 +277,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::QueryForm],
         action: Action::Submit,
         help: "run the query",
-        hint: true,
+        hint: "run",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],
@@ -285,7 +285,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Picker],
         action: Action::Confirm,
         help: "choose this partition",
-        hint: true,
+        hint: "choose",
     },
     // Pending
     Binding {
@@ -294,7 +294,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Pending],
         action: Action::Dashboard,
         help: "open the dashboard now",
-        hint: true,
+        hint: "dashboard",
     },
     // Dashboard
     Binding {
@@ -303,7 +303,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::Query,
         help: "run a query (files, group-by, aggregates)",
-        hint: true,
+        hint: "query",
     },
     Binding {
         keys: &[k('s')],
@@ -311,7 +311,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::Sweep,
         help: "scaling: sweep the last query over 1, 2, 4, … cores",
-        hint: true,
+        hint: "scaling",
     },
     Binding {
         keys: &[k('+')],
@@ -319,7 +319,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::ScaleUp,
         help: "add workers (asks how many)",
-        hint: true,
+        hint: "more",
     },
     Binding {
         keys: &[k('-')],
@@ -327,7 +327,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::ScaleDown,
         help: "remove workers (asks how many)",
-        hint: true,
+        hint: "fewer",
     },
     Binding {
         keys: &[k('l')],
@@ -335,7 +335,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard, C::Pending],
         action: Action::Logs,
         help: "logs (job output and errors, worker warnings)",
-        hint: true,
+        hint: "logs",
     },
     Binding {
         keys: &[k('o')],
@@ -343,7 +343,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::SortNext,
         help: "sort workers by the next column",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[k('O')],
@@ -351,7 +351,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::SortReverse,
         help: "reverse the sort",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[k('q')],
@@ -359,7 +359,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard, C::Pending],
         action: Action::Detach,
         help: "detach (the cluster keeps running; attach again from Home)",
-        hint: true,
+        hint: "detach",
     },
     Binding {
         keys: &[code(KeyCode::Tab)],
@@ -367,7 +367,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::NextPane,
         help: "next pane",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::BackTab)],
@@ -375,7 +375,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Dashboard],
         action: Action::PrevPane,
         help: "previous pane",
-        hint: false,
+        hint: "",
     },
     // Scaling
     Binding {
@@ -384,7 +384,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Scaling],
         action: Action::Sweep,
         help: "run the sweep again",
-        hint: true,
+        hint: "run again",
     },
     // Confirm
     Binding {
@@ -393,7 +393,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Confirm],
         action: Action::Confirm,
         help: "yes, cancel it (any other key keeps it)",
-        hint: true,
+        hint: "cancel it (other keys keep it)",
     },
     // Ask workers
     Binding {
@@ -402,7 +402,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::AskWorkers],
         action: Action::Confirm,
         help: "scale by that many workers",
-        hint: true,
+        hint: "scale",
     },
     // Lists
     Binding {
@@ -411,7 +411,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: LISTS,
         action: Action::Up,
         help: "up",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::Down), k('j')],
@@ -419,7 +419,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: LISTS,
         action: Action::Down,
         help: "down",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::Home), k('g')],
@@ -427,7 +427,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: LISTS,
         action: Action::Top,
         help: "first",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[code(KeyCode::End), k('G')],
@@ -435,7 +435,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: LISTS,
         action: Action::Bottom,
         help: "last",
-        hint: false,
+        hint: "",
     },
     Binding {
         keys: &[k('q')],
@@ -443,7 +443,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Logs, C::Scaling, C::Help],
         action: Action::Back,
         help: "back",
-        hint: false,
+        hint: "",
     },
     // Text
     Binding {
@@ -452,7 +452,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Filter, C::Wizard, C::QueryForm, C::AskWorkers],
         action: Action::DeleteChar,
         help: "delete the last character",
-        hint: false,
+        hint: "",
     },
     // Everywhere
     Binding {
@@ -468,7 +468,7 @@ pub const KEYMAP: &[Binding] = &[
         ],
         action: Action::Back,
         help: "back / close",
-        hint: true,
+        hint: "back",
     },
     Binding {
         keys: &[k('?')],
@@ -476,7 +476,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Global],
         action: Action::Help,
         help: "this help",
-        hint: true,
+        hint: "help",
     },
     Binding {
         keys: &[ctrl('c')],
@@ -484,7 +484,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Global],
         action: Action::Quit,
         help: "quit (clusters keep running)",
-        hint: false,
+        hint: "",
     },
 ];
 

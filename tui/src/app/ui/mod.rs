@@ -106,29 +106,11 @@ fn hint_bar(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         return;
     }
     let mut spans = vec![Span::raw(" ")];
-    for b in keymap::bindings_for(app.context()).filter(|b| b.hint) {
+    for b in keymap::bindings_for(app.context()).filter(|b| !b.hint.is_empty()) {
         spans.push(Span::styled(b.label, theme.key()));
-        spans.push(Span::raw(format!(" {}  ", short(b.help))));
+        spans.push(Span::raw(format!(" {}  ", b.hint)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// The help text up to its first separator, for the hint line.
-fn short(help: &str) -> &str {
-    let cut = help
-        .find([' ', '(', ':', ';', ','])
-        .map_or(help.len(), |i| i);
-    let word_end = help[..]
-        .find(" (")
-        .or_else(|| help.find(':'))
-        .or_else(|| help.find(';'))
-        .unwrap_or(help.len());
-    // Two words read better than one ("new cluster", "run a query").
-    let two = help
-        .match_indices(' ')
-        .nth(1)
-        .map_or(help.len(), |(i, _)| i);
-    &help[..word_end.min(two).max(cut)]
 }
 
 /// A rectangle of `w`×`h` centred in `r` (clamped to it).
