@@ -15,8 +15,9 @@ use super::plan::{Parity, Partition, Plan};
 use super::result::{GroupRow, QueryResult, Value};
 
 /// A partial computed (partly) under the wrong quote parity: drop it, and compute these
-/// partitions (its spans, each with the parity its start really has) instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// partitions (its spans, each with the parity its start really has) instead. For a partial
+/// of one plan partition computed in pieces, the first span's parity is the partition's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rerun {
     pub partial: usize,
     pub partitions: Vec<Partition>,
