@@ -307,17 +307,20 @@ async fn stream(
     }
 }
 
-fn agent_path() -> PathBuf {
-    // corral-agent is installed next to corral (cargo puts both in one directory).
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("corral-agent")))
-        .unwrap_or_else(|| PathBuf::from("corral-agent"))
+/// The agent command the job script runs: `corral-agent`, or `corral agent` when only
+/// `corral` is installed (the local backend's own rule, `local::find_agent`).
+fn agent_command() -> Vec<String> {
+    match crate::local::find_agent() {
+        Ok(a) => std::iter::once(a.program.display().to_string())
+            .chain(a.prefix)
+            .collect(),
+        Err(_) => vec!["corral-agent".into()],
+    }
 }
 
 fn estimate(ctx: &Ctx, spec: &ClusterSpec) -> Result<String, String> {
     let dir = paths::clusters_dir().join(&spec.name);
-    let script = template::render(spec, JobRole::Head, spec.workers, &dir, &agent_path())
+    let script = template::render(spec, JobRole::Head, spec.workers, &dir, &agent_command())
         .map_err(|e| e.to_string())?;
     let est = ctx
         .slurm
@@ -336,7 +339,7 @@ fn submit_slurm(ctx: &Ctx, spec: &ClusterSpec) -> Result<JobId, String> {
         JobRole::Head,
         spec.workers,
         &dir,
-        &agent_path(),
+        &agent_command(),
     )
     .map_err(|e| e.to_string())?;
     tracing::info!(cluster = %spec.name, job = %rec.id, "submitted");
@@ -485,7 +488,7 @@ fn scale_up(ctx: &Ctx, name: &str, workers: u32) -> Result<String, String> {
         JobRole::Workers,
         workers,
         &info.dir,
-        &agent_path(),
+        &agent_command(),
     )
     .map_err(|e| e.to_string())?;
     Ok(format!(

@@ -261,7 +261,7 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[C::Wizard, C::QueryForm],
         action: Action::Submit,
         help: "submit",
-        hint: "run",
+        hint: "submit",
     },
     Binding {
         keys: &[code(KeyCode::Enter)],

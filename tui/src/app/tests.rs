@@ -1,1 +1,5 @@
-//! tests
+//! `App::update` for every screen's keys and every `Msg`, and render snapshots of every screen
+//! at 80×24 and 160×48 (fixed clock, made-up hosts), with colour asserted where it means state.
+
+mod render;
+mod update;

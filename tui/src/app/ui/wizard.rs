@@ -129,14 +129,11 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         Backend::Slurm => "the first node of the allocation",
     };
     lines.push(Line::raw(format!(
-        "• The coordinator runs on {node} and listens on one UDP port (QUIC, chosen by the kernel). Workers listen nowhere."
-    )));
-    lines.push(Line::raw(
-        "• Only holders of the cluster's secret can connect: others get no data (TLS pinned, HMAC proof).",
-    ));
-    lines.push(Line::raw(format!(
-        "• The secret lives in {}/{name}/secret, mode 0600 (you alone can read it).",
+        "• Only holders of the cluster's secret can connect; it lives in {}/{name}/secret, mode 0600.",
         app.clusters_dir_display
+    )));
+    lines.push(Line::raw(format!(
+        "• The coordinator on {node} listens on one UDP port (QUIC); workers listen nowhere."
     )));
     frame.render_widget(
         Paragraph::new(lines)

@@ -1,0 +1,206 @@
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+
+use crate::app::fixtures;
+use crate::app::state::{App, Popup};
+use crate::app::ui;
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    t.draw(|f| ui::render(app, f)).expect("draw");
+    t
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Snapshots `app` at both sizes the design names.
+fn snap(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = draw(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn home() {
+    snap("home", &fixtures::home());
+    snap("home_empty", &fixtures::app());
+    let mut filtered = fixtures::home();
+    filtered.home.filtering = true;
+    filtered.home.filter = "ta".into();
+    snap("home_filter", &filtered);
+}
+
+#[test]
+fn wizard() {
+    // 16 × 2 on `small` does not fit: the verdict names the limit and another partition.
+    let app = fixtures::wizard();
+    snap("wizard_refused", &app);
+    let t = text(&draw(&app, 160, 48));
+    assert!(
+        t.contains("at most 4 workers ×") && t.contains("✗ 1–4"),
+        "{t}"
+    );
+    assert!(
+        t.contains("UDP") && t.contains("0600") && t.contains("listen nowhere"),
+        "{t}"
+    );
+    let mut ok = fixtures::wizard();
+    ok.wizard.partition = None;
+    ok.wizard.estimate_for = ok.wizard.check(ok.limits.as_ref(), &[]).spec;
+    ok.wizard.estimate = Some(Ok("2026-01-01T00:00:05 on n[1-2]".into()));
+    snap("wizard_clean", &ok);
+    let mut picker = fixtures::wizard();
+    picker.popup = Some(Popup::Picker { selected: 1 });
+    snap("wizard_picker", &picker);
+}
+
+#[test]
+fn pending() {
+    let app = fixtures::pending();
+    snap("pending", &app);
+    let t = text(&draw(&app, 80, 24));
+    assert!(
+        t.contains("waiting for CPUs") && t.contains("3m 14s"),
+        "{t}"
+    );
+}
+
+#[test]
+fn dashboard() {
+    let app = fixtures::dashboard(9);
+    snap("dashboard", &app);
+    let t = text(&draw(&app, 160, 48));
+    assert!(
+        t.contains("workers=8 cores=16"),
+        "dead workers do not count: {t}"
+    );
+    assert!(
+        t.contains("✓ authenticated") && t.contains("10.0.0.1:40123"),
+        "{t}"
+    );
+    let mut confirm = fixtures::dashboard(9);
+    confirm.popup = Some(Popup::ConfirmCancel {
+        name: "taxi".into(),
+        core_hours: Some(12.5),
+    });
+    snap("dashboard_confirm_cancel", &confirm);
+    let mut form = fixtures::dashboard(9);
+    form.popup = Some(Popup::QueryForm(
+        crate::app::query_form::QueryForm::from_query(&fixtures::taxi_query()),
+    ));
+    snap("dashboard_query_form", &form);
+    let mut ask = fixtures::dashboard(9);
+    ask.popup = Some(Popup::AskWorkers {
+        add: true,
+        input: "4".into(),
+    });
+    snap("dashboard_scale", &ask);
+    let mut logs = fixtures::dashboard(9);
+    logs.popup = Some(Popup::Logs {
+        lines: vec![
+            "── logs/head-1041.err ──".into(),
+            "n3: worker 2 lost".into(),
+        ],
+        scroll: 0,
+        loading: false,
+    });
+    snap("dashboard_logs", &logs);
+}
+
+#[test]
+fn scaling_and_help() {
+    let app = fixtures::scaling();
+    snap("scaling", &app);
+    let t = text(&draw(&app, 160, 48));
+    assert!(
+        t.contains("beyond 8 cores each doubling saves < 15 %"),
+        "{t}"
+    );
+    let mut help = fixtures::home();
+    help.nav.push(crate::app::state::Screen::Help);
+    snap("help", &help);
+}
+
+#[test]
+fn too_small() {
+    let t = draw(&fixtures::dashboard(9), 59, 20);
+    insta::assert_snapshot!("too_small", t.backend());
+    assert!(text(&t).contains("terminal too small"));
+    assert!(!text(&draw(&fixtures::dashboard(9), 60, 15)).contains("too small"));
+}
+
+/// The row of the dashboard's workers table that shows task `task` (dead worker fixture: 2).
+fn row_of(t: &Terminal<TestBackend>, needle: &str) -> u16 {
+    let buf = t.backend().buffer();
+    (0..buf.area.height)
+        .find(|&y| {
+            let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+            line.contains(needle)
+        })
+        .unwrap_or_else(|| panic!("no row contains {needle:?}"))
+}
+
+#[test]
+fn a_dead_worker_is_red_and_marked_and_stays_listed() {
+    let app = fixtures::dashboard(9);
+    let t = draw(&app, 160, 48);
+    let y = row_of(&t, "dead 42s");
+    let buf = t.backend().buffer();
+    // Column 1 is the status column, right after the border.
+    assert_eq!(buf[(1, y)].symbol(), "✗");
+    assert_eq!(buf[(3, y)].fg, Color::Red, "the dead row is red");
+    assert!(buf[(3, y)].modifier.contains(Modifier::BOLD));
+    let alive = row_of(&t, "1s ago");
+    assert_eq!(buf[(1, alive)].symbol(), "●");
+    assert_ne!(buf[(3, alive)].fg, Color::Red);
+}
+
+#[test]
+fn without_colour_selection_and_state_still_show() {
+    let mut app = fixtures::home();
+    app.color = false;
+    let t = draw(&app, 80, 24);
+    let buf = t.backend().buffer();
+    let y = row_of(&t, "taxi");
+    assert_eq!(buf[(1, y)].symbol(), "▶", "selection has a symbol");
+    assert!(buf[(3, y)].modifier.contains(Modifier::REVERSED));
+    assert!(text(&t).contains("● running") && text(&t).contains("◌ pending"));
+    for yy in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            assert_eq!(buf[(x, yy)].fg, Color::Reset, "no colour at {x},{yy}");
+        }
+    }
+    // With colour the running state is green.
+    let t = draw(&fixtures::home(), 80, 24);
+    let y = row_of(&t, "big-join");
+    let buf = t.backend().buffer();
+    let x = (0..80)
+        .find(|&x| buf[(x, y)].symbol() == "◌")
+        .expect("pending symbol");
+    assert_eq!(buf[(x, y)].fg, Color::Yellow);
+}
+
+#[test]
+fn a_thousand_workers_render_only_what_fits() {
+    let mut app = fixtures::dashboard(1000);
+    if let Some(a) = app.attached.as_mut() {
+        a.selected = 999;
+    }
+    let t = text(&draw(&app, 80, 24));
+    assert!(
+        t.contains("Workers (1000)") && t.contains("workers=999 cores=1998"),
+        "{t}"
+    );
+}
