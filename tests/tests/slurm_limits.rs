@@ -1,8 +1,6 @@
 //! corral's SLURM client and request validation against the real test bed (4 nodes × 16 CPUs,
 //! partitions `debug` and `small`): the limits corral reads are the ones SLURM enforces.
 
-use std::path::Path;
-
 use corral_core::config::SlurmConfig;
 use corral_core::model::{ClusterSpec, Walltime};
 use corral_core::slurm::lifecycle;
@@ -57,7 +55,7 @@ fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
     };
     let cli = client(&bed);
     let dir = corral_tests::shared_tempdir("limits");
-    let agent = Path::new("/usr/bin/true");
+    let agent = &["/usr/bin/true".to_string()];
     let refused = lifecycle::check(
         &cli,
         &spec(16, 2, Walltime { minutes: 60 }, Some("small")),
@@ -100,7 +98,7 @@ fn a_day_on_the_twelve_hour_partition_is_refused() {
         &cli,
         &spec(2, 2, Walltime::from_days(1), Some("small")),
         dir.path(),
-        Path::new("/usr/bin/true"),
+        &["/usr/bin/true".to_string()],
     )
     .expect("check runs");
     let m = checked
@@ -121,7 +119,7 @@ fn unknown_partition_is_named_with_the_ones_that_exist() {
         &cli,
         &spec(2, 2, Walltime::from_days(1), Some("gpu")),
         dir.path(),
-        Path::new("/usr/bin/true"),
+        &["/usr/bin/true".to_string()],
     )
     .expect("check runs");
     let m = checked

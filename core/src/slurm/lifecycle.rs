@@ -102,7 +102,7 @@ pub fn check(
     slurm: &dyn Slurm,
     spec: &ClusterSpec,
     dir_for_script: &Path,
-    agent: &Path,
+    agent: &[String],
 ) -> Result<Checked, LifecycleError> {
     let partitions = slurm.partitions()?;
     let nodes = slurm.nodes()?;
@@ -130,7 +130,7 @@ pub fn submit(
     role: JobRole,
     workers: u32,
     dir: &ClusterDir,
-    agent: &Path,
+    agent: &[String],
 ) -> Result<JobRecord, LifecycleError> {
     let script = template::render(spec, role, workers, dir.path(), agent)?;
     std::fs::create_dir_all(dir.logs_dir()).map_err(|source| ClusterDirError::Io {
@@ -203,7 +203,11 @@ pub fn job_views(slurm: &dyn Slurm, ids: &[JobId]) -> Result<HashMap<JobId, JobV
             },
         );
     }
-    let missing: Vec<JobId> = ids.iter().copied().filter(|id| !out.contains_key(id)).collect();
+    let missing: Vec<JobId> = ids
+        .iter()
+        .copied()
+        .filter(|id| !out.contains_key(id))
+        .collect();
     for id in missing {
         let view = match slurm.job(id)? {
             Some(d) => JobView {

@@ -36,17 +36,22 @@ pub enum TemplateError {
     Unsafe { what: &'static str, value: String },
 }
 
-/// Renders the job script for `workers` workers of `spec` in cluster directory `dir`,
-/// running the agent binary at `agent`.
+/// Renders the job script for `workers` workers of `spec` in cluster directory `dir`, running
+/// the agent command `agent` (a program and the words before the role, e.g.
+/// `["/opt/corral/bin/corral-agent"]` or `["/usr/bin/corral", "agent"]`).
 pub fn render(
     spec: &ClusterSpec,
     role: JobRole,
     workers: u32,
     dir: &Path,
-    agent: &Path,
+    agent: &[String],
 ) -> Result<String, TemplateError> {
     let dir_s = plain("cluster directory", &dir.display().to_string())?;
-    let agent_s = plain("agent path", &agent.display().to_string())?;
+    let agent_s = agent
+        .iter()
+        .map(|w| plain("agent command", w))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
     let mut extra = Vec::new();
     if let Some(p) = &spec.partition {
         extra.push(format!("#SBATCH --partition={}", plain("partition", p)?));
@@ -108,7 +113,7 @@ mod tests {
             JobRole::Head,
             16,
             Path::new("/h/c/taxi"),
-            Path::new("/bin/corral-agent"),
+            &["/bin/corral".to_string(), "agent".to_string()],
         )
         .expect("renders");
         assert!(s.contains("#SBATCH --job-name=corral-taxi"));
@@ -118,6 +123,7 @@ mod tests {
         assert!(s.contains("#SBATCH --mem-per-cpu=2048M"));
         assert!(s.contains("srun --ntasks=\"$SLURM_NTASKS\" --cpus-per-task=2"));
         assert!(s.contains("#SBATCH --output=/h/c/taxi/logs/head-%j.out"));
+        assert!(s.contains("agent=(/bin/corral agent)"));
         assert!(!s.contains("{{"), "unrendered placeholder:\n{s}");
         let check = std::process::Command::new("bash")
             .arg("-n")
@@ -135,7 +141,7 @@ mod tests {
             JobRole::Workers,
             2,
             Path::new("/home/a b/c"),
-            Path::new("/bin/a"),
+            &["/bin/a".to_string()],
         )
         .expect_err("space refused")
         .to_string();
