@@ -825,7 +825,7 @@ fn read_logs(name: &str) -> Result<Vec<String>, String> {
             (t, e.path())
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut out = Vec::new();
     for (_, path) in files {
         let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
