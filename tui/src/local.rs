@@ -228,12 +228,11 @@ async fn start_processes(
     let client = ClusterClient::connect(dir)
         .await
         .context("cannot connect to the new coordinator")?;
-    let mut sub = client.subscribe().await?;
+    // One-shot snapshots, not the 4 Hz subscription: `up` returns as soon as they are in.
     let deadline = tokio::time::Instant::now() + WORKERS_CONNECT;
     loop {
-        let snap = match tokio::time::timeout_at(deadline, sub.next()).await {
-            Ok(Some(s)) => s?,
-            Ok(None) => bail!("the coordinator stopped sending snapshots"),
+        let snap = match tokio::time::timeout_at(deadline, client.snapshot()).await {
+            Ok(s) => s?,
             Err(_) => bail!(
                 "not every worker connected within {WORKERS_CONNECT:?}; see {}",
                 dir.logs_dir().display()
@@ -260,6 +259,13 @@ async fn start_processes(
                 );
             }
         }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "not every worker connected within {WORKERS_CONNECT:?}; see {}",
+                dir.logs_dir().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -208,8 +208,8 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
             if let Some(f) = ask(ctx, |reply| Event::SnapshotNow { reply }).await {
                 write(send, &f).await?;
             }
+            // The first change goes out at once; then at most one per interval.
             loop {
-                tokio::time::sleep(SNAPSHOT_INTERVAL).await;
                 if rx.changed().await.is_err() {
                     break;
                 }
@@ -217,6 +217,7 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
                 if let Some(f) = f {
                     write(send, &f).await?;
                 }
+                tokio::time::sleep(SNAPSHOT_INTERVAL).await;
             }
         }
         ClientRequest::Submit { query, options } => {
