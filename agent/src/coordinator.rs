@@ -26,11 +26,22 @@ fn default_bind() -> anyhow::Result<IpAddr> {
         .with_context(|| format!("cannot resolve this node's name {host:?}; pass --bind IP"))?;
     let mut all: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
     all.sort_by_key(|ip| !ip.is_ipv4());
-    match all.into_iter().find(|ip| !ip.is_loopback()) {
-        Some(ip) => Ok(ip),
-        None => bail!(
-            "{host:?} resolves only to loopback addresses; pass --bind with the node's cluster address"
-        ),
+    match all.iter().find(|ip| !ip.is_loopback()) {
+        Some(ip) => Ok(*ip),
+        // Emulated nodes sharing one host (and single-node sites) name themselves loopback;
+        // listening there is still reachable from every "node". Say so, because on a real
+        // multi-host allocation workers elsewhere would not get through.
+        None => match all.first() {
+            Some(ip) => {
+                tracing::warn!(
+                    "{host:?} resolves only to loopback ({ip}); listening there, so only workers on                      this host can connect (pass --bind with the node's cluster address otherwise)"
+                );
+                Ok(*ip)
+            }
+            None => bail!(
+                "{host:?} resolves to no address; pass --bind with the node's cluster address"
+            ),
+        },
     }
 }
 

@@ -379,6 +379,15 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ClusterDirError>
 }
 
 /// This machine's host name (from the kernel; `HOSTNAME` or `"unknown"` as fallbacks).
+/// The node's name as SLURM knows it (`SLURMD_NODENAME`, which differs from the host name when
+/// several emulated nodes share a host, and is what squeue shows), else the host name.
+pub fn node_name() -> String {
+    std::env::var("SLURMD_NODENAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(hostname)
+}
+
 pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

@@ -19,12 +19,20 @@ pub enum Backend {
         coordinator_pid: u32,
         worker_pids: Vec<u32>,
     },
+    /// SLURM jobs (their ids are in `jobs.json`, see [`crate::slurm::lifecycle::ClusterJobs`]).
+    Slurm {
+        /// The agent command the job scripts run (program and the words before the role).
+        agent: Vec<String>,
+        /// What was asked for, so scale-up jobs match the head job.
+        spec: crate::model::ClusterSpec,
+    },
 }
 
 impl Backend {
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Local { .. } => "local",
+            Backend::Slurm { .. } => "slurm",
         }
     }
 }
@@ -63,7 +71,8 @@ impl ClusterRecord {
         write_json_atomic(&dir.spec_file(), self)
     }
 
-    /// Every pid this record says belongs to the cluster.
+    /// Every pid this record says belongs to the cluster (none for SLURM: its processes are
+    /// SLURM's to start and stop).
     pub fn pids(&self) -> Vec<u32> {
         match &self.backend {
             Backend::Local {
@@ -73,6 +82,7 @@ impl ClusterRecord {
             } => std::iter::once(*coordinator_pid)
                 .chain(worker_pids.iter().copied())
                 .collect(),
+            Backend::Slurm { .. } => Vec::new(),
         }
     }
 

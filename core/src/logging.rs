@@ -22,7 +22,12 @@ pub fn init(target: LogTarget<'_>, default_level: &str) -> std::io::Result<()> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match target {
         LogTarget::Stderr => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            // Under srun stderr is a log file: colour codes would only garble it.
+            use std::io::IsTerminal;
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
         LogTarget::File(path) => {
             if let Some(dir) = path.parent() {

@@ -34,6 +34,8 @@ pub enum Command {
     Query(cmd::query::QueryArgs),
     /// A cluster's workers, cores, tasks, throughput and running query.
     Status(cmd::status::StatusArgs),
+    /// Grow or shrink a running SLURM cluster to W workers.
+    Scale(cmd::scale::ScaleArgs),
     /// Stop a cluster and make sure none of its processes keeps running.
     Down(cmd::down::DownArgs),
     /// List the clusters.
@@ -98,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Up(args)) => cmd::up::run(args),
         Some(Command::Query(args)) => cmd::query::run(args),
         Some(Command::Status(args)) => cmd::status::run(args),
+        Some(Command::Scale(args)) => cmd::scale::run(args),
         Some(Command::Down(args)) => cmd::down::run(args),
         Some(Command::Ls(args)) => cmd::ls::run(args),
         Some(Command::Demo(args)) => cmd::demo::run(args),

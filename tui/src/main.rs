@@ -9,6 +9,7 @@
 //! - `cmd::up`, `cmd::query`, `cmd::status`, `cmd::down`, `cmd::ls`: clusters — start, query,
 //!   watch, stop, list; `cmd::demo`: `corral demo`, the one-command showcase.
 //! - `local`: the local backend (agents as detached processes on this machine).
+//! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 
 mod app;
@@ -16,6 +17,7 @@ mod cli;
 mod cmd;
 mod local;
 mod report;
+mod slurm_backend;
 
 use std::process::ExitCode;
 

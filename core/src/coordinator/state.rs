@@ -1239,7 +1239,7 @@ impl State {
             .unwrap_or_default();
         Snapshot {
             cluster: self.cfg.cluster.clone(),
-            coordinator_node: crate::cluster_dir::hostname(),
+            coordinator_node: crate::cluster_dir::node_name(),
             coordinator_pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             walltime_ending: self.walltime_ending,

@@ -44,20 +44,10 @@ pub struct JobRecord {
     pub submitted_unix: u64,
 }
 
-/// How a cluster ended, once it has.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ended {
-    pub at_unix: u64,
-    /// `cancelled by corral down`, `cancelled outside corral (scancel)`, `walltime reached`, …
-    pub how: String,
-    pub core_hours: f64,
-}
-
 /// `jobs.json`: every SLURM job of a cluster, newest last.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ClusterJobs {
     pub jobs: Vec<JobRecord>,
-    pub ended: Option<Ended>,
 }
 
 impl ClusterJobs {

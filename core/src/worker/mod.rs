@@ -227,7 +227,7 @@ fn check_files(plan: &Plan) -> Vec<FileProblem> {
 impl Worker {
     fn registration(&self) -> Registration {
         Registration {
-            node: crate::cluster_dir::hostname(),
+            node: crate::cluster_dir::node_name(),
             pid: std::process::id(),
             cores: self.opts.cores.get() as u32,
             slurm: SlurmIds::from_env(),

@@ -19,14 +19,14 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use corral_core::aggregate::Query;
 use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
-use corral_core::cluster_dir::{self, ClusterDir, CoordinatorInfo};
+use corral_core::cluster_dir::{ClusterDir, CoordinatorInfo};
 use corral_core::cluster_record::ClusterRecord;
 use corral_core::config::Config;
 use corral_core::model::{ClusterSpec, JobId};
 use corral_core::paths;
 use corral_core::protocol::{QueryOptions, Restriction};
 use corral_core::scaling::Point;
-use corral_core::slurm::lifecycle::{self, ClusterJobs, Ended};
+use corral_core::slurm::lifecycle::{self, ClusterJobs};
 use corral_core::slurm::template::{self, JobRole};
 use corral_core::slurm::{Slurm, SlurmCli, SubmitOptions};
 
@@ -85,13 +85,6 @@ impl Effects {
         });
     }
 
-    fn post(&mut self, msg: Msg) {
-        let tx = self.tx.clone();
-        self.tasks.spawn(async move {
-            let _ = tx.send(msg).await;
-        });
-    }
-
     pub fn execute(&mut self, cmd: Cmd) {
         // Reap finished one-shot tasks so the set does not grow over a long session.
         while self.tasks.try_join_next().is_some() {}
@@ -146,16 +139,14 @@ impl Effects {
                     let _ = tx.send(Msg::QueryDone { name, result }).await;
                 });
             }
-            Cmd::Scale { name, delta } if delta > 0 => self.blocking(move |ctx| {
-                let result = scale_up(ctx, &name, delta.unsigned_abs());
-                Msg::Scaled { name, result }
-            }),
-            Cmd::Scale { name, .. } => self.post(Msg::Scaled {
-                name,
-                result: Err(not_yet(
-                    "scaling down (draining a worker job, then scancel, is the SLURM lifecycle's next step)",
-                )),
-            }),
+            Cmd::Scale { name, delta } => {
+                let tx = self.tx.clone();
+                let ctx = Arc::clone(&self.ctx);
+                self.tasks.spawn(async move {
+                    let result = scale(ctx, &name, delta).await;
+                    let _ = tx.send(Msg::Scaled { name, result }).await;
+                });
+            }
             Cmd::Cancel { name } => {
                 let tx = self.tx.clone();
                 let ctx = Arc::clone(&self.ctx);
@@ -311,9 +302,7 @@ async fn stream(
 /// `corral` is installed (the local backend's own rule, `local::find_agent`).
 fn agent_command() -> Vec<String> {
     match crate::local::find_agent() {
-        Ok(a) => std::iter::once(a.program.display().to_string())
-            .chain(a.prefix)
-            .collect(),
+        Ok(a) => crate::slurm_backend::agent_words(&a),
         Err(_) => vec!["corral-agent".into()],
     }
 }
@@ -330,18 +319,8 @@ fn estimate(ctx: &Ctx, spec: &ClusterSpec) -> Result<String, String> {
 }
 
 fn submit_slurm(ctx: &Ctx, spec: &ClusterSpec) -> Result<JobId, String> {
-    let dir = ClusterDir::create(&spec.name).map_err(|e| e.to_string())?;
-    dir.create_secret().map_err(|e| e.to_string())?;
-    cluster_dir::write_json_atomic(&dir.spec_file(), spec).map_err(|e| e.to_string())?;
-    let rec = lifecycle::submit(
-        &ctx.slurm,
-        spec,
-        JobRole::Head,
-        spec.workers,
-        &dir,
-        &agent_command(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (_, rec) = crate::slurm_backend::create_and_submit(&ctx.slurm, spec, &agent_command())
+        .map_err(|e| format!("{e:#}"))?;
     tracing::info!(cluster = %spec.name, job = %rec.id, "submitted");
     Ok(rec.id)
 }
@@ -472,33 +451,88 @@ async fn sweep(
     outcome
 }
 
-fn scale_up(ctx: &Ctx, name: &str, workers: u32) -> Result<String, String> {
+/// Runs SLURM calls (blocking commands) off the runtime's threads.
+async fn on_blocking<T: Send + 'static>(
+    ctx: &Arc<Ctx>,
+    f: impl FnOnce(&Ctx) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let ctx = Arc::clone(ctx);
+    tokio::task::spawn_blocking(move || f(&ctx))
+        .await
+        .map_err(|e| format!("internal error: {e}"))?
+}
+
+/// Scales a SLURM cluster by `delta` workers: up submits a worker job; down drains the newest
+/// worker jobs over the cluster connection, then cancels them (the planning and SLURM calls run
+/// on blocking threads, the drain on the runtime).
+async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> {
+    use crate::slurm_backend::{self as sb, ScalePlan};
     let info = load_info(name)?;
-    if info.jobs.jobs.is_empty() {
+    let Some(record) = info.record.clone() else {
+        return Err(format!("{name}: spec.json is missing or unreadable"));
+    };
+    if !matches!(
+        record.backend,
+        corral_core::cluster_record::Backend::Slurm { .. }
+    ) {
         return Err(not_yet(
             "scaling local clusters (the local backend starts a fixed set)",
         ));
     }
-    let spec = info
-        .spec
-        .ok_or_else(|| format!("{}: spec.json is not a SLURM cluster's spec", name))?;
-    let rec = lifecycle::submit(
-        &ctx.slurm,
-        &spec,
-        JobRole::Workers,
-        workers,
-        &info.dir,
-        &agent_command(),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(format!(
-        "job {} submitted for {workers} more worker(s)",
-        rec.id
-    ))
+    let (dir, rec) = (info.dir.path().to_path_buf(), record.clone());
+    let plan = on_blocking(&ctx, move |ctx| {
+        let dir = ClusterDir::open_path(&dir).map_err(|e| e.to_string())?;
+        let target =
+            |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
+        sb::plan_scale(&ctx.slurm, &dir, &rec, target).map_err(|e| format!("{e:#}"))
+    })
+    .await?;
+    match plan {
+        ScalePlan::Same { now } => Ok(format!("{name} already has {now} workers")),
+        ScalePlan::Up { now, add } => {
+            let path = info.dir.path().to_path_buf();
+            on_blocking(&ctx, move |ctx| {
+                let dir = ClusterDir::open_path(&path).map_err(|e| e.to_string())?;
+                let job =
+                    sb::scale_up(&ctx.slurm, &dir, &record, add).map_err(|e| format!("{e:#}"))?;
+                Ok(format!(
+                    "job {} submitted for {add} more worker(s) ({now} → {})",
+                    job.id,
+                    now + add
+                ))
+            })
+            .await
+        }
+        ScalePlan::Down { now, left, remove } => {
+            let drained = sb::drain(&info.dir, &remove).await;
+            let ids = remove.clone();
+            on_blocking(&ctx, move |ctx| {
+                lifecycle::cancel_and_wait(&ctx.slurm, &ids, Duration::from_secs(90))
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "drained {drained} worker(s), cancelled {} job(s) ({now} → {left})",
+                    ids.len()
+                ))
+            })
+            .await
+        }
+    }
 }
 
 async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {
     let info = load_info(name)?;
+    if info
+        .record
+        .as_ref()
+        .is_some_and(|r| r.backend.kind() == "slurm")
+    {
+        // The coordinator stops its workers first, then SLURM cancels the jobs.
+        crate::slurm_backend::ask_shutdown(&info.dir).await;
+        let n = name.to_string();
+        return tokio::task::spawn_blocking(move || cancel_slurm(&ctx, &n))
+            .await
+            .map_err(|e| format!("internal error: {e}"))?;
+    }
     if let Some(mut record) = info.record {
         let cores = u64::from(record.workers) * u64::from(record.cores_per_worker);
         let core_hours =
@@ -513,10 +547,9 @@ async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {
         };
         return Ok(CancelReport { core_hours, how });
     }
-    let n = name.to_string();
-    tokio::task::spawn_blocking(move || cancel_slurm(&ctx, &n))
-        .await
-        .map_err(|e| format!("internal error: {e}"))?
+    Err(format!(
+        "{name}: spec.json is missing or unreadable; nothing to cancel"
+    ))
 }
 
 fn validate_core_hours(cores: u64, secs: u64) -> f64 {
@@ -525,21 +558,12 @@ fn validate_core_hours(cores: u64, secs: u64) -> f64 {
 
 fn cancel_slurm(ctx: &Ctx, name: &str) -> Result<CancelReport, String> {
     let info = load_info(name)?;
-    let mut jobs = info.jobs;
-    if jobs.jobs.is_empty() {
-        return Err(format!(
-            "{name} has no SLURM jobs and no local processes recorded"
-        ));
-    }
-    let views = lifecycle::cancel_and_wait(&ctx.slurm, &jobs.ids(), Duration::from_secs(120))
-        .map_err(|e| e.to_string())?;
-    let core_hours = lifecycle::core_hours(&views);
-    jobs.ended = Some(Ended {
-        at_unix: now_unix(),
-        how: "cancelled from the corral TUI".into(),
-        core_hours,
-    });
-    jobs.save(&info.dir).map_err(|e| e.to_string())?;
+    let mut record = info
+        .record
+        .ok_or_else(|| format!("{name}: spec.json is missing or unreadable"))?;
+    let core_hours =
+        crate::slurm_backend::cancel_jobs(&ctx.slurm, &info.dir, &mut record, "corral TUI")
+            .map_err(|e| format!("{e:#}"))?;
     Ok(CancelReport {
         core_hours,
         how: "cancelled".into(),
@@ -550,39 +574,31 @@ fn coordinator(dir: &ClusterDir) -> Option<CoordinatorInfo> {
     dir.read_coordinator().ok()
 }
 
-/// What a cluster directory says about its cluster. `spec.json` is a `ClusterRecord` for
-/// local clusters and the wizard's `ClusterSpec` for SLURM ones; either may be missing.
+/// What a cluster directory says about its cluster: `spec.json` (a `ClusterRecord`, which
+/// names the backend) and, for SLURM clusters, `jobs.json`.
 struct Info {
     dir: ClusterDir,
     record: Option<ClusterRecord>,
-    spec: Option<ClusterSpec>,
     jobs: ClusterJobs,
 }
 
 impl Info {
     fn backend(&self) -> Backend {
-        if self.record.is_some() || self.jobs.jobs.is_empty() {
-            Backend::Local
-        } else {
-            Backend::Slurm
+        match self.record.as_ref().map(|r| &r.backend) {
+            Some(corral_core::cluster_record::Backend::Slurm { .. }) => Backend::Slurm,
+            _ => Backend::Local,
         }
     }
 
     fn workers_asked(&self) -> u32 {
-        match (&self.record, &self.spec) {
-            (Some(r), _) => r.workers,
-            _ if !self.jobs.jobs.is_empty() => self.jobs.asked_workers(),
-            (None, Some(s)) => s.workers,
-            (None, None) => 0,
+        if !self.jobs.jobs.is_empty() {
+            return self.jobs.asked_workers();
         }
+        self.record.as_ref().map_or(0, |r| r.workers)
     }
 
     fn cores_per_worker(&self) -> u32 {
-        match (&self.record, &self.spec) {
-            (Some(r), _) => r.cores_per_worker,
-            (None, Some(s)) => s.cores_per_worker,
-            (None, None) => self.jobs.jobs.first().map_or(0, |j| j.cores_per_worker),
-        }
+        self.record.as_ref().map_or(0, |r| r.cores_per_worker)
     }
 }
 
@@ -593,18 +609,8 @@ fn load_info(name: &str) -> Result<Info, String> {
 
 fn info_of(dir: ClusterDir) -> Info {
     let record = ClusterRecord::load(&dir).ok();
-    let spec = if record.is_none() {
-        cluster_dir::read_json::<ClusterSpec>(&dir.spec_file()).ok()
-    } else {
-        None
-    };
     let jobs = ClusterJobs::load(&dir).unwrap_or_default();
-    Info {
-        dir,
-        record,
-        spec,
-        jobs,
-    }
+    Info { dir, record, jobs }
 }
 
 /// Every cluster directory → a Home row, with one `squeue` for all SLURM jobs.
@@ -658,7 +664,7 @@ fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
 }
 
 fn local_or_slurm_state(info: &Info, head_state: Option<&str>, has_coord: bool) -> ClusterState {
-    if info.jobs.ended.is_some() || info.record.as_ref().is_some_and(|r| r.stopped.is_some()) {
+    if info.record.as_ref().is_some_and(|r| r.stopped.is_some()) {
         return ClusterState::Ended;
     }
     match (info.backend(), head_state) {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::ClusterRecord;
+use corral_core::cluster_record::{Backend, ClusterRecord};
 
 use crate::local;
 
@@ -23,6 +23,23 @@ pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open(&args.name)?;
     let mut record = ClusterRecord::load(&dir)
         .with_context(|| format!("cluster {}: cannot read its spec.json", args.name))?;
+    if let Backend::Slurm { .. } = record.backend {
+        let config = corral_core::config::Config::load()?;
+        let slurm = crate::slurm_backend::client(&config);
+        let core_hours = crate::slurm_backend::down(&slurm, &dir, &mut record)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"name": args.name, "backend": "slurm", "core_hours": core_hours, "stopped": record.stopped})
+            );
+        } else {
+            println!(
+                "cluster {} is down: every job cancelled and gone from the queue; {core_hours:.2} core-hours used",
+                args.name
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = local::block_on(local::stop(&dir, &mut record))??;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::ClusterRecord;
+use corral_core::cluster_record::{Backend, ClusterRecord};
 
 use crate::local;
 
@@ -25,11 +25,17 @@ struct Entry {
     state: String,
     created_at: Option<String>,
     dir: String,
+    /// SLURM clusters: their job ids, and the pending reason or how they ended.
+    jobs: Vec<u64>,
+    detail: Option<String>,
+    walltime_left_secs: Option<u64>,
     problem: Option<String>,
 }
 
 pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let parent = corral_core::paths::clusters_dir();
+    let config = corral_core::config::Config::load()?;
+    let mut slurm = None;
     let mut entries = Vec::new();
     for name in ClusterDir::list_in(&parent)? {
         let path = parent.join(&name);
@@ -41,6 +47,9 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             state: "unknown".into(),
             created_at: None,
             dir: path.display().to_string(),
+            jobs: Vec::new(),
+            detail: None,
+            walltime_left_secs: None,
             problem: None,
         };
         match ClusterDir::open_path(&path).map(|d| (ClusterRecord::load(&d), d)) {
@@ -51,12 +60,28 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
                 e.created_at = Some(corral_core::coordinator::ledger::rfc3339(
                     r.created_at_unix * 1000,
                 ));
-                e.state = if local::is_running(&d, &r) {
-                    "running"
+                e.state = if let Backend::Slurm { .. } = r.backend {
+                    match crate::slurm_backend::state(
+                        slurm.get_or_insert_with(|| crate::slurm_backend::client(&config)),
+                        &d,
+                        &r,
+                    ) {
+                        Ok(st) => {
+                            e.jobs = st.jobs.iter().map(|j| j.id.0).collect();
+                            e.detail = Some(st.detail);
+                            e.walltime_left_secs = st.left_secs;
+                            st.state
+                        }
+                        Err(err) => {
+                            e.problem = Some(format!("{err:#}"));
+                            "unknown".into()
+                        }
+                    }
+                } else if local::is_running(&d, &r) {
+                    "running".into()
                 } else {
-                    "down"
-                }
-                .into();
+                    "down".into()
+                };
             }
             Ok((Err(err), _)) => e.problem = Some(err.to_string()),
             Err(err) => e.problem = Some(err.to_string()),
@@ -81,12 +106,16 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             _ => "?".into(),
         };
         println!(
-            "{:<24} {:<8} {:>7} {:<8} {}{}",
+            "{:<24} {:<8} {:>7} {:<8} {}{}{}",
             e.name,
             e.backend.as_deref().unwrap_or("?"),
             size,
             e.state,
             e.created_at.as_deref().unwrap_or("?"),
+            match (&e.detail, e.jobs.is_empty()) {
+                (Some(d), false) => format!("  jobs {:?}: {d}", e.jobs),
+                _ => String::new(),
+            },
             e.problem
                 .as_deref()
                 .map(|p| format!("  ({p})"))

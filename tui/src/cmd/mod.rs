@@ -6,5 +6,6 @@ pub mod down;
 pub mod gen_taxi;
 pub mod ls;
 pub mod query;
+pub mod scale;
 pub mod status;
 pub mod up;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use corral_core::client::ClusterClient;
 use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::ClusterRecord;
+use corral_core::cluster_record::{Backend, ClusterRecord};
 use corral_core::protocol::{Snapshot, WorkerState};
 
 use crate::local;
@@ -24,9 +24,11 @@ pub struct StatusArgs {
 #[derive(serde::Serialize)]
 struct JsonOut<'a> {
     name: &'a str,
-    /// `running`, `down` or `unreachable`.
+    /// `running`, `pending`, `ended`, `down` or `unreachable`.
     state: &'a str,
     record: Option<&'a ClusterRecord>,
+    /// SLURM clusters: their jobs as SLURM sees them.
+    slurm: Option<&'a crate::slurm_backend::SlurmState>,
     snapshot: Option<&'a Snapshot>,
     error: Option<String>,
 }
@@ -144,6 +146,55 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let backend = record
         .as_ref()
         .map_or("unknown backend", |r| r.backend.kind());
+    // A SLURM cluster is first what SLURM says: pending, or ended (by corral down, scancel or
+    // the walltime) whatever a stale coordinator.json may suggest.
+    let slurm = match &record {
+        Some(
+            r @ ClusterRecord {
+                backend: Backend::Slurm { .. },
+                ..
+            },
+        ) => {
+            let config = corral_core::config::Config::load()?;
+            Some(crate::slurm_backend::state(
+                &crate::slurm_backend::client(&config),
+                &dir,
+                r,
+            )?)
+        }
+        _ => None,
+    };
+    if let Some(st) = slurm.as_ref().filter(|st| st.state != "running") {
+        if args.json {
+            let out = JsonOut {
+                name: &args.name,
+                state: &st.state,
+                record: record.as_ref(),
+                slurm: Some(st),
+                snapshot: None,
+                error: None,
+            };
+            println!("{}", serde_json::to_string(&out)?);
+        } else {
+            let ids: Vec<String> = st
+                .jobs
+                .iter()
+                .map(|j| format!("{} {}", j.id, j.state))
+                .collect();
+            println!(
+                "cluster {} is {}: {} (jobs: {})",
+                args.name,
+                st.state,
+                st.detail,
+                ids.join(", ")
+            );
+        }
+        return Ok(if st.state == "pending" {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
+    }
     let snap = if dir.coordinator_file().exists() {
         local::block_on(async {
             let get = async {
@@ -172,6 +223,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             name: &args.name,
             state,
             record: record.as_ref(),
+            slurm: slurm.as_ref(),
             snapshot: snap.as_ref().ok(),
             error,
         };

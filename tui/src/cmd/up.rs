@@ -1,11 +1,12 @@
-//! `corral up`: start a cluster. `--local` runs it as processes on this machine; the SLURM
-//! backend (`--days/--time/--partition/--mem/--account/--yes/--no-wait/--timeout`) comes next
-//! to it.
+//! `corral up`: start a cluster. Without `--local` it is a SLURM allocation (validated against
+//! the partition's limits, shown, confirmed, submitted and followed until the workers connect:
+//! `crate::slurm_backend`); `--local` runs it as processes on this machine.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use corral_core::cluster_record::Backend;
+use corral_core::model::{ClusterSpec, Walltime, parse_mem_mb};
 
 use crate::local::{self, LocalSpec};
 
@@ -24,7 +25,31 @@ pub struct UpArgs {
     /// Cores per worker (default: `cores` in the config's [defaults], 2).
     #[arg(long, value_name = "C")]
     pub cores: Option<u32>,
-    /// Print the summary as one JSON object.
+    /// Days of walltime (default: `days` in the config's [defaults], 1); becomes `--time=D-0`.
+    #[arg(long, value_name = "D", conflicts_with = "time")]
+    pub days: Option<u64>,
+    /// Walltime in SLURM's format instead of days: `MM`, `HH:MM:SS`, `D-HH`, `D-HH:MM:SS`.
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// Partition (default: `partition` in the config, else SLURM's default partition).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Memory per worker, e.g. `4G` (default: the partition's default).
+    #[arg(long, value_name = "M")]
+    pub mem: Option<String>,
+    /// Account to charge (default: `account` in the config, else yours).
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
+    /// Submit without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Return right after submitting instead of following the job.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Stop following after T (SLURM format, e.g. `10:00`); the job stays queued. Exit status 75.
+    #[arg(long, value_name = "T")]
+    pub timeout: Option<String>,
+    /// Print the summary as one JSON object (local clusters).
     #[arg(long)]
     pub json: bool,
 }
@@ -37,8 +62,47 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_slurm(_args: UpArgs) -> anyhow::Result<ExitCode> {
-    bail!("the SLURM backend is not available yet; use --local to run the cluster on this machine")
+fn run_slurm(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let config = corral_core::config::Config::load()?;
+    let d = &config.defaults;
+    let walltime = match (&args.time, args.days) {
+        (Some(t), _) => t
+            .parse::<Walltime>()
+            .map_err(|e| anyhow::anyhow!("--time: {e}"))?,
+        (None, Some(0)) => bail!("--days must be at least 1 (or use --time for less than a day)"),
+        (None, days) => Walltime::from_days(days.unwrap_or(u64::from(d.days))),
+    };
+    let or_config = |flag: &Option<String>, conf: &str| {
+        flag.clone()
+            .or_else(|| (!conf.is_empty()).then(|| conf.to_string()))
+    };
+    let mem = or_config(&args.mem, &d.mem)
+        .map(|m| parse_mem_mb(&m).map_err(|e| anyhow::anyhow!("--mem: {e}")))
+        .transpose()?;
+    let timeout = args
+        .timeout
+        .as_deref()
+        .map(|t| {
+            t.parse::<Walltime>()
+                .map(|w| std::time::Duration::from_secs(w.minutes * 60))
+                .map_err(|e| anyhow::anyhow!("--timeout: {e}"))
+        })
+        .transpose()?;
+    let spec = ClusterSpec {
+        name: args.name.clone(),
+        workers: args.workers.unwrap_or(d.workers),
+        cores_per_worker: args.cores.unwrap_or(d.cores),
+        mem_per_worker_mb: mem,
+        walltime,
+        partition: or_config(&args.partition, &d.partition),
+        account: or_config(&args.account, &d.account),
+    };
+    crate::slurm_backend::up(crate::slurm_backend::UpRequest {
+        spec,
+        yes: args.yes,
+        no_wait: args.no_wait,
+        timeout,
+    })
 }
 
 #[derive(serde::Serialize)]
@@ -74,7 +138,10 @@ fn run_local(args: UpArgs) -> anyhow::Result<ExitCode> {
         coordinator_pid,
         worker_pids,
         ..
-    } = &started.record.backend;
+    } = &started.record.backend
+    else {
+        bail!("internal: a local start recorded another backend");
+    };
     let summary = Summary {
         name: &args.name,
         backend: "local",

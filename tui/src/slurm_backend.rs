@@ -1,0 +1,683 @@
+//! The SLURM backend of the cluster commands: `corral up` (validate, show the script and the
+//! security notice, submit, follow: pending reason in plain words → running → workers k/N),
+//! `corral scale`, and the SLURM half of `status`, `ls` and `down`.
+//!
+//! SLURM is only ever reached through [`corral_core::slurm::Slurm`]; the cluster's jobs are
+//! recorded in its directory (`jobs.json`), so every later `corral` finds them. Polling costs
+//! one `squeue --me` per [`POLL`] for all the jobs being followed.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use corral_core::client::ClusterClient;
+use corral_core::cluster_dir::ClusterDir;
+use corral_core::cluster_record::{Backend, ClusterRecord, Stopped};
+use corral_core::config::Config;
+use corral_core::model::{ClusterSpec, JobId};
+use corral_core::slurm::lifecycle::{self, ClusterJobs, JobView};
+use corral_core::slurm::template::{self, JobRole};
+use corral_core::slurm::validate::Field;
+use corral_core::slurm::{Slurm, SlurmCli, reason};
+
+use crate::local::{self, AgentExe};
+
+/// How often SLURM is asked about the jobs being followed.
+pub const POLL: Duration = Duration::from_secs(2);
+/// How often the coordinator is asked how many workers are connected.
+const WORKER_POLL: Duration = Duration::from_millis(250);
+/// Exit status of `corral up --timeout` when the cluster was not ready in time (EX_TEMPFAIL):
+/// the job stays queued, so scripts can tell this apart from a failure.
+pub const EXIT_NOT_READY: u8 = 75;
+
+/// The site's SLURM as configured.
+pub fn client(config: &Config) -> SlurmCli {
+    SlurmCli::new(&config.slurm)
+}
+
+/// The agent command as a job script runs it (program and the words before the role).
+pub fn agent_words(agent: &AgentExe) -> Vec<String> {
+    std::iter::once(agent.program.display().to_string())
+        .chain(agent.prefix.iter().cloned())
+        .collect()
+}
+
+/// What `corral up` (without `--local`) was asked to do.
+pub struct UpRequest {
+    pub spec: ClusterSpec,
+    pub yes: bool,
+    pub no_wait: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// `corral up` on SLURM.
+pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
+    let config = Config::load()?;
+    let slurm = client(&config);
+    let spec = req.spec;
+    if ClusterDir::open(&spec.name).is_ok() {
+        bail!(
+            "a cluster named {:?} already exists; choose another --name (see `corral ls`)",
+            spec.name
+        );
+    }
+    let agent = agent_words(&local::find_agent()?);
+    let dir_path = corral_core::paths::clusters_dir().join(&spec.name);
+    let checked = lifecycle::check(&slurm, &spec, &dir_path, &agent)?;
+    let verdict = &checked.verdict;
+    if !verdict.is_clean() {
+        eprintln!("corral: the request does not fit, nothing was submitted:");
+        for p in &verdict.problems {
+            eprintln!("  ✗ {}: {}", field_name(p.field), p.message);
+        }
+        if let Some(n) = &verdict.nearest {
+            eprintln!("  nearest request that fits: {}", up_command(n));
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let partition = verdict.partition.clone().unwrap_or_default();
+    let script = template::render(&spec, JobRole::Head, spec.workers, &dir_path, &agent)?;
+    println!("The job script corral will submit:\n");
+    for line in script.lines() {
+        println!("    {line}");
+    }
+    println!();
+    println!("{}", security_notice(&spec.name, &dir_path));
+    match &checked.estimate {
+        Some(e) => println!(
+            "SLURM estimates it starts at {} on {} ({} CPUs, partition {}).",
+            e.start, e.nodes, e.processors, e.partition
+        ),
+        None => println!("SLURM gave no start estimate."),
+    }
+    if !req.yes
+        && !confirm(&format!(
+            "Submit {} workers × {} cores for {} on partition {partition}?",
+            spec.workers, spec.cores_per_worker, spec.walltime
+        ))?
+    {
+        println!("Not submitted.");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let (dir, job) = create_and_submit(&slurm, &spec, &agent)?;
+    println!("Submitted job {} (corral-{}).", job.id, spec.name);
+    if req.no_wait {
+        println!(
+            "Follow it with `corral status {0}`; stop it with `corral down {0}`.",
+            spec.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(
+        &slurm,
+        &dir,
+        &spec,
+        job.id,
+        spec.workers,
+        req.yes,
+        req.timeout,
+    )
+}
+
+/// Creates the cluster directory (0700, secret 0600, `spec.json`) and submits the head job:
+/// the one way a SLURM cluster comes to exist, for `corral up` and the TUI alike.
+pub fn create_and_submit(
+    slurm: &dyn Slurm,
+    spec: &ClusterSpec,
+    agent: &[String],
+) -> anyhow::Result<(ClusterDir, lifecycle::JobRecord)> {
+    let dir = ClusterDir::create(&spec.name)?;
+    dir.create_secret()?;
+    let record = ClusterRecord {
+        name: spec.name.clone(),
+        workers: spec.workers,
+        cores_per_worker: spec.cores_per_worker,
+        created_at_unix: lifecycle::now_unix(),
+        backend: Backend::Slurm {
+            agent: agent.to_vec(),
+            spec: spec.clone(),
+        },
+        stopped: None,
+    };
+    record.save(&dir)?;
+    let job = lifecycle::submit(slurm, spec, JobRole::Head, spec.workers, &dir, agent)?;
+    Ok((dir, job))
+}
+
+/// Follows the head job until all `want` workers are connected, the job ends, or `timeout`.
+fn follow(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    spec: &ClusterSpec,
+    head: JobId,
+    want: u32,
+    yes: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut last_line = String::new();
+    let mut say = |line: String| {
+        if line != last_line {
+            println!("{line}");
+            last_line = line;
+        }
+    };
+    let mut next_slurm = Instant::now();
+    let mut view: Option<JobView> = None;
+    let mut running_since: Option<Instant> = None;
+    loop {
+        if let Some(t) = timeout
+            && started.elapsed() > t
+        {
+            let state = view
+                .as_ref()
+                .map_or("PENDING", |v| v.state.as_str())
+                .to_lowercase();
+            eprintln!(
+                "corral: the cluster is not ready after {t:?} (job {head} is {state}); the job stays queued. \
+                 Follow it with `corral status {0}`, stop it with `corral down {0}`.",
+                spec.name
+            );
+            return Ok(ExitCode::from(EXIT_NOT_READY));
+        }
+        if Instant::now() >= next_slurm {
+            next_slurm = Instant::now() + POLL;
+            let views = with_retry(|| lifecycle::job_views(slurm, &[head]))?;
+            view = views.get(&head).cloned();
+        }
+        let Some(v) = view.clone() else {
+            std::thread::sleep(WORKER_POLL);
+            continue;
+        };
+        match v.state.as_str() {
+            "PENDING" => {
+                let partitions = slurm.partitions().unwrap_or_default();
+                let nodes = if v.reason == "Resources" {
+                    slurm.nodes().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let part = partitions.iter().find(|p| {
+                    Some(&p.name) == spec.partition.as_ref()
+                        || (spec.partition.is_none() && p.is_default)
+                });
+                say(lifecycle::pending_message(&v.reason, spec, part, &nodes));
+                if reason::explain(&v.reason).never_starts {
+                    if yes
+                        || confirm(&format!(
+                            "Job {head} can never start as submitted. Cancel it?"
+                        ))?
+                    {
+                        lifecycle::cancel_and_wait(slurm, &[head], Duration::from_secs(60))?;
+                        mark_stopped(dir, &format!("cancelled: could never start ({})", v.reason))?;
+                        eprintln!("corral: job {head} cancelled; nothing is left queued.");
+                    } else {
+                        eprintln!(
+                            "corral: job {head} stays queued; `corral down {}` removes it.",
+                            spec.name
+                        );
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                std::thread::sleep(WORKER_POLL);
+            }
+            "RUNNING" | "CONFIGURING" => {
+                if running_since.is_none() {
+                    running_since = Some(Instant::now());
+                    println!("running on {} (job {head})", v.node_list);
+                }
+                match connected_workers(dir) {
+                    Some((n, cores)) => {
+                        say(format!("workers {n}/{want} connected"));
+                        if n >= want {
+                            let info = dir.read_coordinator()?;
+                            println!(
+                                "cluster {} is up: workers={n} cores={cores}, coordinator {} (authenticated), ready after {:.1} s",
+                                spec.name,
+                                info.socket_addr(),
+                                started.elapsed().as_secs_f64()
+                            );
+                            println!(
+                                "  query:  corral query {} --by payment_type FILES…",
+                                spec.name
+                            );
+                            println!("  scale:  corral scale {} --workers N", spec.name);
+                            println!("  stop:   corral down {}", spec.name);
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                    None => {
+                        say("waiting for the coordinator to listen".into());
+                        // A coordinator that cannot start says why in the job's error file;
+                        // waiting on would only burn the allocation.
+                        let err = dir.logs_dir().join(format!("head-{head}.err"));
+                        if let Some(line) = std::fs::read_to_string(&err).ok().and_then(|t| {
+                            t.lines()
+                                .find(|l| l.starts_with("corral-agent: error:"))
+                                .map(String::from)
+                        }) {
+                            lifecycle::cancel_and_wait(slurm, &[head], Duration::from_secs(60))?;
+                            mark_stopped(dir, &format!("the coordinator failed to start: {line}"))?;
+                            bail!(
+                                "the coordinator could not start, so job {head} was cancelled: {line}\n(full log: {})",
+                                err.display()
+                            );
+                        }
+                    }
+                }
+                std::thread::sleep(WORKER_POLL);
+            }
+            state => {
+                let err_tail =
+                    local::log_tail(&dir.logs_dir().join(format!("head-{head}.err")), 10);
+                mark_stopped(
+                    dir,
+                    &format!("job {head} ended before the cluster was ready: {state}"),
+                )?;
+                bail!(
+                    "job {head} ended ({state}{}) before all workers connected{}",
+                    if v.reason.is_empty() || v.reason == "None" {
+                        String::new()
+                    } else {
+                        format!(", {}", v.reason)
+                    },
+                    if err_tail.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its error output ends with:\n{err_tail}")
+                    }
+                );
+            }
+        }
+    }
+}
+
+/// Live workers and their cores, when the coordinator answers.
+fn connected_workers(dir: &ClusterDir) -> Option<(u32, u32)> {
+    local::block_on(async {
+        let client = tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir))
+            .await
+            .ok()?
+            .ok()?;
+        let snap = client.snapshot().await.ok()?;
+        Some((snap.live_workers().count() as u32, snap.cores))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Retries a SLURM call while the controller is unreachable (it may be restarting), with
+/// backoff, for at most a minute; refusals are returned at once.
+fn with_retry<T>(
+    mut f: impl FnMut() -> Result<T, corral_core::slurm::SlurmError>,
+) -> anyhow::Result<T> {
+    let mut delay = Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                eprintln!("corral: {e}; retrying in {delay:?}");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What listens where and who can connect, before anything is submitted.
+pub fn security_notice(name: &str, dir: &std::path::Path) -> String {
+    format!(
+        "Security: the coordinator will listen on one UDP port (QUIC), chosen by the kernel, on the \
+         first node of the job; workers listen nowhere. Only holders of this cluster's secret can \
+         connect: {}/secret, 32 random bytes, mode 0600, readable by you alone (and by root on \
+         nodes that mount your home). Every connection proves it holds the secret, bound to its \
+         own TLS session, and pins the coordinator's certificate. Nothing about cluster {name} \
+         is readable by other users.",
+        dir.display()
+    )
+}
+
+fn field_name(f: Field) -> &'static str {
+    match f {
+        Field::Name => "name",
+        Field::Workers => "workers",
+        Field::Cores => "cores",
+        Field::Memory => "memory",
+        Field::Walltime => "time",
+        Field::Partition => "partition",
+    }
+}
+
+/// The `corral up` command line of a request.
+pub fn up_command(s: &ClusterSpec) -> String {
+    let mut c = format!(
+        "corral up --name {} --workers {} --cores {} --time {}",
+        s.name,
+        s.workers,
+        s.cores_per_worker,
+        s.walltime.to_sbatch()
+    );
+    if let Some(p) = &s.partition {
+        c.push_str(&format!(" --partition {p}"));
+    }
+    if let Some(m) = s.mem_per_worker_mb {
+        c.push_str(&format!(" --mem {m}M"));
+    }
+    c
+}
+
+/// Asks on the terminal; refuses to guess when there is none.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{question} — not answered: stdin is not a terminal; add --yes to go ahead without asking"
+        );
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn mark_stopped(dir: &ClusterDir, how: &str) -> anyhow::Result<()> {
+    let mut record = ClusterRecord::load(dir)?;
+    if record.stopped.is_none() {
+        record.stopped = Some(Stopped {
+            at_unix: lifecycle::now_unix(),
+            how: how.to_string(),
+        });
+        record.save(dir)?;
+    }
+    Ok(())
+}
+
+/// Where a SLURM cluster is, for `status` and `ls`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlurmState {
+    /// `pending`, `running`, `ended`.
+    pub state: String,
+    /// In plain words: the pending reason, or how it ended.
+    pub detail: String,
+    pub jobs: Vec<JobView>,
+    pub asked_workers: u32,
+    pub left_secs: Option<u64>,
+}
+
+/// The state of a SLURM cluster's jobs (one squeue for all of them). A cluster whose head job
+/// is gone or finished has ended, whoever ended it: corral down, scancel or the walltime.
+pub fn state(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &ClusterRecord,
+) -> anyhow::Result<SlurmState> {
+    let jobs = ClusterJobs::load(dir)?;
+    let views = lifecycle::job_views(slurm, &jobs.ids())?;
+    let head = jobs.head().and_then(|h| views.get(&h.id)).cloned();
+    let mut list: Vec<JobView> = jobs
+        .ids()
+        .iter()
+        .filter_map(|id| views.get(id).cloned())
+        .collect();
+    list.sort_by_key(|v| v.id);
+    let (state, detail) = match (&record.stopped, &head) {
+        (Some(s), _) => ("ended".to_string(), s.how.clone()),
+        (None, Some(h)) if h.state == "PENDING" => {
+            ("pending".into(), reason::explain(&h.reason).sentence())
+        }
+        (None, Some(h)) if h.is_active() => ("running".into(), format!("on {}", h.node_list)),
+        (None, Some(h)) => ("ended".into(), ended_how(h)),
+        (None, None) => ("ended".into(), "no head job recorded".into()),
+    };
+    Ok(SlurmState {
+        state,
+        detail,
+        asked_workers: jobs.asked_workers(),
+        left_secs: head.as_ref().and_then(|h| h.left_secs),
+        jobs: list,
+    })
+}
+
+/// How a head job ended, in words.
+pub fn ended_how(h: &JobView) -> String {
+    match h.state.as_str() {
+        "CANCELLED" => format!("job {} was cancelled outside corral (scancel)", h.id),
+        "TIMEOUT" => format!("job {} reached its walltime", h.id),
+        "GONE" => format!("job {} is no longer known to SLURM", h.id),
+        s => format!("job {} ended: {s}", h.id),
+    }
+}
+
+/// Asks the coordinator to stop its workers (best effort: one that is already gone has nothing
+/// to stop).
+pub async fn ask_shutdown(dir: &ClusterDir) {
+    if let Ok(Ok(c)) =
+        tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir)).await
+    {
+        let _ = c.shutdown().await;
+    }
+}
+
+/// The SLURM half of `corral down`: scancel every job of the cluster, wait until SLURM lists
+/// none as active, record it in `spec.json` and the ledger. Returns the core-hours used.
+pub fn cancel_jobs(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    who: &str,
+) -> anyhow::Result<f64> {
+    let jobs = ClusterJobs::load(dir)?;
+    let views = with_retry(|| {
+        lifecycle::cancel_and_wait(slurm, &jobs.ids(), Duration::from_secs(90)).map_err(|e| match e
+        {
+            lifecycle::LifecycleError::Slurm(s) => s,
+            other => corral_core::slurm::SlurmError::Parse {
+                command: "scancel".into(),
+                output: other.to_string(),
+            },
+        })
+    })?;
+    let core_hours = lifecycle::core_hours(&views);
+    if record.stopped.is_none() {
+        record.stopped = Some(Stopped {
+            at_unix: lifecycle::now_unix(),
+            how: format!(
+                "{who}: cancelled jobs {}, {core_hours:.2} core-hours",
+                join_ids(&jobs.ids())
+            ),
+        });
+        record.save(dir)?;
+    }
+    let _ = dir.remove_coordinator();
+    corral_core::coordinator::ledger::append(
+        &dir.ledger_file(),
+        &serde_json::json!({
+            "event": "down",
+            "backend": "slurm",
+            "by": who,
+            "jobs": jobs.ids(),
+            "core_hours": core_hours,
+            "at": corral_core::coordinator::ledger::rfc3339(lifecycle::now_unix() * 1000),
+        }),
+    )
+    .with_context(|| format!("cannot append to {}", dir.ledger_file().display()))?;
+    Ok(core_hours)
+}
+
+/// `corral down` on SLURM: the coordinator stops its workers, then every job is cancelled.
+pub fn down(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+) -> anyhow::Result<f64> {
+    local::block_on(ask_shutdown(dir))?;
+    cancel_jobs(slurm, dir, record, "corral down")
+}
+
+/// What reaching a worker count takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScalePlan {
+    Same {
+        now: u32,
+    },
+    /// Submit one worker job of `add` workers.
+    Up {
+        now: u32,
+        add: u32,
+    },
+    /// Drain, then cancel these (newest) worker jobs.
+    Down {
+        now: u32,
+        left: u32,
+        remove: Vec<JobId>,
+    },
+}
+
+/// Plans scaling to `target` workers: up submits one worker job for the difference; down
+/// removes the newest worker jobs, whole (SLURM cannot shrink a job's task count). The head
+/// job's workers stay: the coordinator lives in it.
+/// `target` maps the workers the running jobs hold now to the count wanted (absolute for
+/// `corral scale`, now ± n for the TUI's `+`/`-`).
+pub fn plan_scale(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &ClusterRecord,
+    target: impl FnOnce(u32) -> u32,
+) -> anyhow::Result<ScalePlan> {
+    if !matches!(record.backend, Backend::Slurm { .. }) {
+        bail!("cluster {} is not a SLURM cluster", record.name);
+    }
+    let mut jobs = ClusterJobs::load(dir)?;
+    let views = lifecycle::job_views(slurm, &jobs.ids())?;
+    // Jobs that ended (e.g. scancelled from outside) no longer count.
+    jobs.jobs
+        .retain(|j| views.get(&j.id).is_some_and(|v| v.is_active()));
+    let Some(head_workers) = jobs.head().map(|h| h.workers) else {
+        bail!(
+            "cluster {} has no running head job; start a new cluster instead",
+            record.name
+        );
+    };
+    let now = jobs.asked_workers();
+    let target = target(now);
+    if target == 0 {
+        bail!(
+            "a cluster needs at least 1 worker; to stop it use `corral down {}`",
+            record.name
+        );
+    }
+    if target == now {
+        return Ok(ScalePlan::Same { now });
+    }
+    if target > now {
+        return Ok(ScalePlan::Up {
+            now,
+            add: target - now,
+        });
+    }
+    if target < head_workers {
+        bail!(
+            "the head job of {0} holds {head_workers} workers and the coordinator; scale to at least {head_workers} \
+             (or `corral down {0}`)",
+            record.name
+        );
+    }
+    let mut remove = Vec::new();
+    let mut left = now;
+    for j in jobs
+        .jobs
+        .iter()
+        .rev()
+        .filter(|j| j.role == JobRole::Workers)
+    {
+        if left - j.workers < target {
+            break;
+        }
+        left -= j.workers;
+        remove.push(j.id);
+    }
+    if remove.is_empty() {
+        bail!(
+            "cannot reach {target} workers by removing whole worker jobs (now {now}: head {head_workers} + jobs of {:?}); \
+             choose {now} or fewer in steps of a whole job",
+            jobs.jobs
+                .iter()
+                .filter(|j| j.role == JobRole::Workers)
+                .map(|j| j.workers)
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(ScalePlan::Down { now, left, remove })
+}
+
+/// Submits a worker job of `add` workers that joins the cluster's coordinator.
+pub fn scale_up(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &ClusterRecord,
+    add: u32,
+) -> anyhow::Result<lifecycle::JobRecord> {
+    let Backend::Slurm { agent, spec } = &record.backend else {
+        bail!("cluster {} is not a SLURM cluster", record.name);
+    };
+    Ok(lifecycle::submit(
+        slurm,
+        spec,
+        JobRole::Workers,
+        add,
+        dir,
+        agent,
+    )?)
+}
+
+/// Tells the coordinator to give these jobs' workers nothing new and move their partitions
+/// elsewhere; returns how many workers it drained.
+pub async fn drain(dir: &ClusterDir, jobs: &[JobId]) -> usize {
+    let mut n = 0;
+    if let Ok(Ok(c)) =
+        tokio::time::timeout(Duration::from_secs(5), ClusterClient::connect(dir)).await
+    {
+        for id in jobs {
+            n += c.drain(id.0).await.map(|w| w.len()).unwrap_or(0);
+        }
+    }
+    n
+}
+
+/// `corral scale NAME --workers W` on SLURM, start to end.
+pub fn scale(
+    slurm: &dyn Slurm,
+    dir: &ClusterDir,
+    record: &ClusterRecord,
+    target: u32,
+) -> anyhow::Result<String> {
+    match plan_scale(slurm, dir, record, |_| target)? {
+        ScalePlan::Same { now } => Ok(format!("cluster {} already has {now} workers", record.name)),
+        ScalePlan::Up { now, add } => {
+            let job = scale_up(slurm, dir, record, add)?;
+            Ok(format!(
+                "submitted worker job {} with {add} workers ({now} → {target}); they join as SLURM starts them",
+                job.id
+            ))
+        }
+        ScalePlan::Down { now, left, remove } => {
+            let drained = local::block_on(drain(dir, &remove))?;
+            lifecycle::cancel_and_wait(slurm, &remove, Duration::from_secs(90))?;
+            Ok(format!(
+                "drained {drained} workers and cancelled jobs {} ({now} → {left} workers)",
+                join_ids(&remove)
+            ))
+        }
+    }
+}
+
+fn join_ids(ids: &[JobId]) -> String {
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
