@@ -110,7 +110,7 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    follow(
+    match wait_ready(
         &slurm,
         &dir,
         &spec,
@@ -118,7 +118,30 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
         spec.workers,
         req.yes,
         req.timeout,
-    )
+    )? {
+        Ready::Up {
+            workers,
+            cores,
+            after,
+        } => {
+            let info = dir.read_coordinator()?;
+            println!(
+                "cluster {} is up: workers={workers} cores={cores}, coordinator {} (authenticated), ready after {:.1} s",
+                spec.name,
+                info.socket_addr(),
+                after.as_secs_f64()
+            );
+            println!(
+                "  query:  corral query {} --by payment_type FILES…",
+                spec.name
+            );
+            println!("  scale:  corral scale {} --workers N", spec.name);
+            println!("  stop:   corral down {}", spec.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ready::NotYet => Ok(ExitCode::from(EXIT_NOT_READY)),
+        Ready::NeverStarts => Ok(ExitCode::FAILURE),
+    }
 }
 
 /// Creates the cluster directory (0700, secret 0600, `spec.json`) and submits the head job:
@@ -146,8 +169,24 @@ pub fn create_and_submit(
     Ok((dir, job))
 }
 
-/// Follows the head job until all `want` workers are connected, the job ends, or `timeout`.
-fn follow(
+/// How waiting for a cluster ended (a job that ended or a coordinator that failed is an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// `want` workers are connected.
+    Up {
+        workers: u32,
+        cores: u32,
+        after: Duration,
+    },
+    /// The timeout passed; the job stays queued.
+    NotYet,
+    /// The job could never start; it was cancelled (or left, if the user said so).
+    NeverStarts,
+}
+
+/// Follows the head job, printing its progress, until all `want` workers are connected, the job
+/// ends, or `timeout`.
+pub fn wait_ready(
     slurm: &dyn Slurm,
     dir: &ClusterDir,
     spec: &ClusterSpec,
@@ -155,7 +194,7 @@ fn follow(
     want: u32,
     yes: bool,
     timeout: Option<Duration>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Ready> {
     let started = Instant::now();
     let mut last_line = String::new();
     let mut say = |line: String| {
@@ -180,7 +219,7 @@ fn follow(
                  Follow it with `corral status {0}`, stop it with `corral down {0}`.",
                 spec.name
             );
-            return Ok(ExitCode::from(EXIT_NOT_READY));
+            return Ok(Ready::NotYet);
         }
         if Instant::now() >= next_slurm {
             next_slurm = Instant::now() + POLL;
@@ -219,7 +258,7 @@ fn follow(
                             spec.name
                         );
                     }
-                    return Ok(ExitCode::FAILURE);
+                    return Ok(Ready::NeverStarts);
                 }
                 std::thread::sleep(WORKER_POLL);
             }
@@ -232,20 +271,11 @@ fn follow(
                     Some((n, cores)) => {
                         say(format!("workers {n}/{want} connected"));
                         if n >= want {
-                            let info = dir.read_coordinator()?;
-                            println!(
-                                "cluster {} is up: workers={n} cores={cores}, coordinator {} (authenticated), ready after {:.1} s",
-                                spec.name,
-                                info.socket_addr(),
-                                started.elapsed().as_secs_f64()
-                            );
-                            println!(
-                                "  query:  corral query {} --by payment_type FILES…",
-                                spec.name
-                            );
-                            println!("  scale:  corral scale {} --workers N", spec.name);
-                            println!("  stop:   corral down {}", spec.name);
-                            return Ok(ExitCode::SUCCESS);
+                            return Ok(Ready::Up {
+                                workers: n,
+                                cores,
+                                after: started.elapsed(),
+                            });
                         }
                     }
                     None => {
