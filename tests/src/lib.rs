@@ -17,6 +17,7 @@ pub mod bins;
 pub mod cluster;
 pub mod process;
 pub mod slurm;
+pub mod tmux;
 
 use std::path::PathBuf;
 

@@ -5,104 +5,15 @@
 //!
 //! Needs tmux (scripts/test installs it); without it the test is skipped, except under CI.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use corral_tests::{bins, in_ci, shared_tempdir};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Kills the tmux session and stops the cluster, whatever happened.
-struct Session {
-    name: String,
-    state: std::path::PathBuf,
-    cluster: String,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .output();
-        let _ = Command::new(bins::corral())
-            .args(["down", &self.cluster])
-            .env("XDG_STATE_HOME", &self.state)
-            .output();
-    }
-}
-
-impl Session {
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            tmux(&["send-keys", "-t", &self.name, k]);
-        }
-    }
-
-    fn type_text(&self, text: &str) {
-        tmux(&["send-keys", "-t", &self.name, "-l", text]);
-    }
-
-    /// Waits until `pred` holds for the screen; panics with the screen otherwise.
-    fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > within {
-                panic!("waited {within:?} for {what}; the screen is:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_text(&self, text: &str, within: Duration) -> String {
-        self.wait_for(text, within, |s| s.contains(text))
-    }
-}
-
-/// The expected payment_type counts of the generated data.
-fn expected_counts(data: &Path) -> Vec<(String, u64)> {
-    let text = std::fs::read_to_string(data.join("expected.json")).expect("expected.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("expected.json is JSON");
-    let map = v["payment_type"].as_object().expect("payment_type counts");
-    map.iter()
-        .map(|(k, n)| (k.clone(), n.as_u64().expect("a count")))
-        .collect()
-}
-
-/// Whether some line of the screen shows `key` followed by `count` (the result table).
-fn shows_count(screen: &str, key: &str, count: u64) -> bool {
-    let count = count.to_string();
-    screen.lines().any(|l| {
-        let words: Vec<&str> = l
-            .split(|c: char| c.is_whitespace() || c == '│')
-            .filter(|w| !w.is_empty())
-            .collect();
-        words.windows(2).any(|w| w[0] == key && w[1] == count)
-    })
-}
+use corral_tests::tmux::{self, Session, expected_counts, sh_quote, shows_count};
+use corral_tests::{bins, shared_tempdir};
 
 #[test]
 fn local_cluster_from_the_wizard_to_cancel() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            !in_ci(),
-            "tmux is required in CI (scripts/test installs it)"
-        );
-        eprintln!("skipping: tmux is not installed");
+    if !tmux::require() {
         return;
     }
     let tmp = shared_tempdir("tui-local");
@@ -118,28 +29,16 @@ fn local_cluster_from_the_wizard_to_cancel() {
     assert!(gen_out.status.success(), "{gen_out:?}");
     let expected = expected_counts(&data);
 
-    let session = Session {
-        name: format!("corral-tui-{}", std::process::id()),
-        state: state.clone(),
-        cluster: "tui-e2e".into(),
-    };
     let cmd = format!(
-        "env XDG_STATE_HOME='{}' XDG_CONFIG_HOME='{}' CORRAL_LOG=debug '{}' --no-mouse; sleep 600",
-        state.display(),
-        config.display(),
-        corral.display()
+        "env XDG_STATE_HOME={} XDG_CONFIG_HOME={} CORRAL_LOG=debug {} --no-mouse; sleep 600",
+        sh_quote(&state.display().to_string()),
+        sh_quote(&config.display().to_string()),
+        sh_quote(&corral.display().to_string())
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session.name,
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &cmd,
-    ]);
+    let mut session = Session::start("tui-local", 120, 36, &cmd);
+    let mut down = Command::new(&corral);
+    down.args(["down", "tui-e2e"]).env("XDG_STATE_HOME", &state);
+    session.on_drop(down);
     let long = Duration::from_secs(60);
     session.wait_text("No clusters yet", long);
 

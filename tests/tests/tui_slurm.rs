@@ -1,0 +1,148 @@
+//! The TUI end to end, in tmux, against the REAL SLURM test bed: start `corral`, press `n`, fill
+//! the wizard (4 workers × 2 cores, 1 day, SLURM), submit, see the pending screen and then
+//! `workers=4 cores=8`, run the payment_type query on generated data and see the exact counts of
+//! `expected.json`, press `+` for one more worker (a second SLURM job), see `workers=5`, press
+//! `c` and `y`, see the cluster ended, and check with `squeue` that none of its jobs is left.
+//!
+//! Needs the test bed (`scripts/slurm-test-cluster up`) and tmux; skips without them, except
+//! under CI, where it fails.
+
+use std::process::Command;
+use std::time::Duration;
+
+use corral_tests::tmux::{self, Session, expected_counts, sh_quote, shows_count};
+use corral_tests::{bins, shared_tempdir, slurm};
+
+#[test]
+fn slurm_cluster_from_the_wizard_to_cancel() {
+    let Some(bed) = slurm::require() else {
+        return;
+    };
+    if !tmux::require() {
+        return;
+    }
+    let tmp = shared_tempdir("tui-slurm");
+    let state = tmp.path().join("state");
+    let config = tmp.path().join("config");
+    let data = tmp.path().join("data");
+    let corral = bins::corral();
+    // The job scripts run corral-agent from beside corral; it must be built.
+    bins::corral_agent();
+    let gen_out = Command::new(&corral)
+        .args(["gen", "taxi", "--files", "2", "--rows", "20000", "--out"])
+        .arg(&data)
+        .output()
+        .expect("corral gen taxi");
+    assert!(gen_out.status.success(), "{gen_out:?}");
+    let expected = expected_counts(&data);
+    // Unique on the shared bed: job names are corral-<name>.
+    let name = format!("tui-s{}", std::process::id());
+    let job_name = format!("corral-{name}");
+
+    // The pane's shell gets the bed's client environment explicitly: a tmux server that is
+    // already running would otherwise hand it its own environment.
+    let env: String = bed
+        .env()
+        .iter()
+        .filter(|(k, _)| k != "SLURM_JWT")
+        .map(|(k, v)| format!("{k}={} ", sh_quote(v)))
+        .collect();
+    let cmd = format!(
+        "env -u SLURM_JWT {env}XDG_STATE_HOME={} XDG_CONFIG_HOME={} CORRAL_LOG=debug {} --no-mouse; sleep 600",
+        sh_quote(&state.display().to_string()),
+        sh_quote(&config.display().to_string()),
+        sh_quote(&corral.display().to_string())
+    );
+    let mut session = Session::start("tui-slurm", 120, 36, &cmd);
+    // Whatever happens, nothing of this test stays queued: corral down, then scancel by name.
+    let mut down = bed.command(&corral);
+    down.args(["down", &name])
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_CONFIG_HOME", &config);
+    session.on_drop(down);
+    let mut scancel = bed.command("scancel");
+    scancel.args(["-n", &job_name]);
+    session.on_drop(scancel);
+
+    let long = Duration::from_secs(90);
+    session.wait_text("No clusters yet", long);
+
+    // The wizard: 4 workers × 2 cores, 1 day, on SLURM's default partition.
+    session.keys(&["n"]);
+    session.wait_text("New cluster", long);
+    session.wait_for("SLURM's partitions", long, |s| !s.contains("asking SLURM"));
+    let s = session.screen();
+    assert!(
+        s.contains("New cluster · SLURM"),
+        "with SLURM reachable the wizard defaults to it:\n{s}"
+    );
+    let clear = |n: usize| {
+        for _ in 0..n {
+            session.keys(&["BSpace"]);
+        }
+    };
+    clear(4);
+    session.type_text("4"); // workers
+    session.keys(&["Down"]);
+    clear(4);
+    session.type_text("2"); // cores per worker
+    session.keys(&["Down", "Down"]); // memory: the partition's default
+    clear(4);
+    session.type_text("1"); // days
+    session.keys(&["Down", "Down"]); // partition: the default one
+    clear(20);
+    session.type_text(&name);
+    session.keys(&["Down"]);
+    session.wait_text("Run on", long);
+    session.wait_text("estimated start", long);
+    session.wait_text("mode 0600", long);
+    session.keys(&["C-s"]);
+
+    // Pending first (the watch looks at the job every 2 s), then the dashboard.
+    session.wait_text("Waiting to start", long);
+    session.wait_text("workers=4 cores=8", long);
+    session.wait_text("✓ authenticated", long);
+
+    // The training query; the counts must be exact.
+    session.keys(&["r"]);
+    session.wait_text("Files or globs", long);
+    session.type_text(&format!("{}/*.csv", data.display()));
+    session.keys(&["Enter"]);
+    let screen = session.wait_for("the exact counts", long, |s| {
+        expected.iter().all(|(k, n)| shows_count(s, k, *n))
+    });
+    assert!(screen.contains("40000 rows"), "{screen}");
+
+    // One more worker: a worker job that joins the same coordinator.
+    session.keys(&["+"]);
+    session.wait_text("Add how many workers", long);
+    session.type_text("1");
+    session.keys(&["Enter"]);
+    session.wait_text("workers=5 cores=10", long);
+    let jobs = bed
+        .run_ok("squeue", &["-h", "-n", &job_name, "-o", "%i"])
+        .expect("squeue");
+    assert_eq!(
+        jobs.stdout.lines().count(),
+        2,
+        "the head job and one worker job: {jobs:?}"
+    );
+
+    // Cancel: y ends it, and SLURM lists none of its jobs afterwards.
+    session.keys(&["c"]);
+    session.wait_text("core-hours", long);
+    session.keys(&["y"]);
+    session.wait_text(&format!("{name} ended"), long);
+    let left = bed
+        .run_ok("squeue", &["-h", "-n", &job_name, "-o", "%i %T"])
+        .expect("squeue");
+    assert!(
+        left.stdout.trim().is_empty(),
+        "squeue still lists jobs of {name}: {left:?}"
+    );
+
+    session.keys(&["q"]);
+    session.wait_text("ended", long);
+    session.keys(&["q"]);
+    session.wait_for("the TUI to exit", long, |s| !s.contains("corral ·"));
+}
