@@ -195,6 +195,39 @@ impl ClusterClient {
         }
     }
 
+    /// Retires the newest `count` workers of SLURM job `slurm_job_id`: they get nothing new
+    /// and exit once their assigned tasks are done. Returns them.
+    pub async fn retire(
+        &self,
+        slurm_job_id: u64,
+        count: u32,
+    ) -> Result<Vec<WorkerId>, ClientError> {
+        match self
+            .one(ClientRequest::Retire {
+                slurm_job_id,
+                count,
+            })
+            .await?
+        {
+            ToClient::Drained { workers } => Ok(workers),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Drains these workers (a local cluster's scale-down, before their processes are
+    /// stopped): they get nothing new. Returns those the coordinator knew.
+    pub async fn drain_workers(&self, workers: &[WorkerId]) -> Result<Vec<WorkerId>, ClientError> {
+        match self
+            .one(ClientRequest::DrainWorkers {
+                workers: workers.to_vec(),
+            })
+            .await?
+        {
+            ToClient::Drained { workers } => Ok(workers),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
     /// Limits the workers/cores the next assignments may use; returns the limits in force.
     pub async fn restrict(&self, r: Restriction) -> Result<Restriction, ClientError> {
         match self.one(ClientRequest::Restrict(r)).await? {

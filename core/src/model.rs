@@ -125,6 +125,25 @@ impl ClusterSpec {
     }
 }
 
+/// Parses a wait bound: `90s`, `5m`, `2h`, or SLURM's elapsed forms (`MM:SS`, `HH:MM:SS`,
+/// `D-HH:MM:SS`); a bare number is minutes, as for `--time`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let bad = || format!("not a duration: {s:?} (use e.g. 90s, 5m, 2h or 10:00)");
+    let secs = if let Some(n) = t.strip_suffix('s') {
+        n.parse::<u64>().map_err(|_| bad())?
+    } else if let Some(n) = t.strip_suffix('m') {
+        n.parse::<u64>().map_err(|_| bad())? * 60
+    } else if let Some(n) = t.strip_suffix('h') {
+        n.parse::<u64>().map_err(|_| bad())? * 3600
+    } else if let Ok(minutes) = t.parse::<u64>() {
+        minutes * 60
+    } else {
+        crate::slurm::parse::parse_elapsed_secs(t).ok_or_else(bad)?
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// Parses a SLURM memory size (`4000`, `4000M`, `4G`, `1T`) into MiB.
 pub fn parse_mem_mb(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -173,6 +192,16 @@ mod tests {
         assert!(m("abc").is_err());
         assert!(m("1-2:3:4:5").is_err());
         assert_eq!(Walltime { minutes: 720 }.to_sbatch(), "0-12:00:00");
+    }
+
+    #[test]
+    fn wait_bounds() {
+        let d = |s: &str| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(d("8s"), Ok(8));
+        assert_eq!(d("5m"), Ok(300));
+        assert_eq!(d("10:00"), Ok(600));
+        assert_eq!(d("2"), Ok(120));
+        assert!(d("soon").is_err());
     }
 
     #[test]

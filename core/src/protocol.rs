@@ -370,10 +370,18 @@ pub enum ClientRequest {
     },
     /// Stop giving work to the workers of this SLURM job (before it is scancelled).
     Drain { slurm_job_id: u64 },
+    /// Scale below a job's size (SLURM cannot shrink a running job's tasks): drain the newest
+    /// `count` workers of this SLURM job and tell each to exit once its assigned tasks are done.
+    /// Answered with [`ToClient::Drained`].
+    Retire { slurm_job_id: u64, count: u32 },
     /// Set the limits for the next assignments.
     Restrict(Restriction),
     /// Shut the cluster down: workers are told to exit, then the coordinator exits.
     Shutdown,
+    /// Stop giving work to these workers (a local cluster's scale-down: no SLURM job to name
+    /// them by), before their processes are stopped. Answered with [`ToClient::Drained`]
+    /// (those of them that were connected).
+    DrainWorkers { workers: Vec<WorkerId> },
 }
 
 /// A worker's state as the coordinator sees it.

@@ -455,3 +455,14 @@ mod tests {
         assert_eq!(parse_parsable_job_id("sbatch: error\n"), None);
     }
 }
+
+/// Holds the test bed for one test at a time within a test binary. Under nextest every test is
+/// its own process and the `slurm` test group (`.config/nextest.toml`) serialises them; under
+/// plain `cargo test` a binary's tests are threads of one process, and this lock does it.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding the bed leaves the lock poisoned; the next test may
+    // still use the bed.
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -11,6 +11,7 @@
 //! - `local`: the local backend (agents as detached processes on this machine).
 //! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
+//! - `sweep`: the scaling sweep (one query at 1, 2, 4, … cores), shared by the TUI and `corral sweep`.
 
 mod app;
 mod cli;
@@ -18,6 +19,7 @@ mod cmd;
 mod local;
 mod report;
 mod slurm_backend;
+mod sweep;
 
 use std::process::ExitCode;
 

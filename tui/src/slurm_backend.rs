@@ -559,17 +559,19 @@ pub enum ScalePlan {
         now: u32,
         add: u32,
     },
-    /// Drain, then cancel these (newest) worker jobs.
+    /// Drain, then cancel these (newest) worker jobs; then, to go below the head job's size,
+    /// retire that many of its workers.
     Down {
         now: u32,
         left: u32,
         remove: Vec<JobId>,
+        retire: Option<(JobId, u32)>,
     },
 }
 
 /// Plans scaling to `target` workers: up submits one worker job for the difference; down
-/// removes the newest worker jobs, whole (SLURM cannot shrink a job's task count). The head
-/// job's workers stay: the coordinator lives in it.
+/// removes the newest worker jobs, whole, then retires workers of the head job for the rest
+/// (SLURM cannot shrink a job's task count; the head job stays, the coordinator lives in it).
 /// `target` maps the workers the running jobs hold now to the count wanted (absolute for
 /// `corral scale`, now ± n for the TUI's `+`/`-`).
 pub fn plan_scale(
@@ -609,13 +611,8 @@ pub fn plan_scale(
             add: target - now,
         });
     }
-    if target < head_workers {
-        bail!(
-            "the head job of {0} holds {head_workers} workers and the coordinator; scale to at least {head_workers} \
-             (or `corral down {0}`)",
-            record.name
-        );
-    }
+    // Newest worker jobs go whole first; what is still too many comes out of the head job,
+    // whose workers are retired one by one (the coordinator lives in it, so it stays).
     let mut remove = Vec::new();
     let mut left = now;
     for j in jobs
@@ -624,24 +621,39 @@ pub fn plan_scale(
         .rev()
         .filter(|j| j.role == JobRole::Workers)
     {
-        if left - j.workers < target {
+        if left - (j.workers - j.retired) < target {
             break;
         }
-        left -= j.workers;
+        left -= j.workers - j.retired;
         remove.push(j.id);
     }
-    if remove.is_empty() {
-        bail!(
-            "cannot reach {target} workers by removing whole worker jobs (now {now}: head {head_workers} + jobs of {:?}); \
-             choose {now} or fewer in steps of a whole job",
-            jobs.jobs
-                .iter()
-                .filter(|j| j.role == JobRole::Workers)
-                .map(|j| j.workers)
-                .collect::<Vec<_>>()
-        );
-    }
-    Ok(ScalePlan::Down { now, left, remove })
+    let retire = if left > target {
+        match jobs.head() {
+            Some(h) if left - target < h.workers - h.retired => {
+                let n = left - target;
+                left = target;
+                Some((h.id, n))
+            }
+            _ => bail!(
+                "cannot reach {target} workers: the newest worker jobs hold {:?} workers and only whole jobs or \
+                 head-job workers can go; choose {left}",
+                jobs.jobs
+                    .iter()
+                    .filter(|j| j.role == JobRole::Workers)
+                    .map(|j| j.workers)
+                    .collect::<Vec<_>>()
+            ),
+        }
+    } else {
+        None
+    };
+    let _ = head_workers;
+    Ok(ScalePlan::Down {
+        now,
+        left,
+        remove,
+        retire,
+    })
 }
 
 /// Submits a worker job of `add` workers that joins the cluster's coordinator.
@@ -678,29 +690,60 @@ pub async fn drain(dir: &ClusterDir, jobs: &[JobId]) -> usize {
     n
 }
 
-/// `corral scale NAME --workers W` on SLURM, start to end.
+/// Retires `n` workers of job `job` (they finish their tasks, then exit) and records it in
+/// `jobs.json`. Returns how many the coordinator retired.
+pub async fn retire_workers(dir: &ClusterDir, job: JobId, n: u32) -> anyhow::Result<u32> {
+    let c = tokio::time::timeout(Duration::from_secs(5), ClusterClient::connect(dir))
+        .await
+        .map_err(|_| anyhow::anyhow!("the coordinator did not answer within 5 s"))??;
+    let ids = c.retire(job.0, n).await?;
+    let mut jobs = ClusterJobs::load(dir)?;
+    if let Some(j) = jobs.jobs.iter_mut().find(|j| j.id == job) {
+        j.retired = (j.retired + ids.len() as u32).min(j.workers);
+    }
+    jobs.save(dir)?;
+    Ok(ids.len() as u32)
+}
+
+/// Scales a SLURM cluster, start to end (`corral scale`, the TUI's `+`/`-`); `target` as for
+/// [`plan_scale`]. Blocks: call it off the async runtime.
 pub fn scale(
     slurm: &dyn Slurm,
     dir: &ClusterDir,
     record: &ClusterRecord,
-    target: u32,
+    target: impl FnOnce(u32) -> u32,
 ) -> anyhow::Result<String> {
-    match plan_scale(slurm, dir, record, |_| target)? {
+    match plan_scale(slurm, dir, record, target)? {
         ScalePlan::Same { now } => Ok(format!("cluster {} already has {now} workers", record.name)),
         ScalePlan::Up { now, add } => {
             let job = scale_up(slurm, dir, record, add)?;
             Ok(format!(
-                "submitted worker job {} with {add} workers ({now} → {target}); they join as SLURM starts them",
-                job.id
+                "submitted worker job {} with {add} workers ({now} → {}); they join as SLURM starts them",
+                job.id,
+                now + add
             ))
         }
-        ScalePlan::Down { now, left, remove } => {
+        ScalePlan::Down {
+            now,
+            left,
+            remove,
+            retire,
+        } => {
             let drained = local::block_on(drain(dir, &remove))?;
-            lifecycle::cancel_and_wait(slurm, &remove, Duration::from_secs(90))?;
-            Ok(format!(
-                "drained {drained} workers and cancelled jobs {} ({now} → {left} workers)",
-                join_ids(&remove)
-            ))
+            if !remove.is_empty() {
+                lifecycle::cancel_and_wait(slurm, &remove, Duration::from_secs(90))?;
+            }
+            let mut said = format!("drained {drained} workers");
+            if !remove.is_empty() {
+                said.push_str(&format!(" and cancelled jobs {}", join_ids(&remove)));
+            }
+            if let Some((head, n)) = retire {
+                let retired = local::block_on(retire_workers(dir, head, n))??;
+                said.push_str(&format!(
+                    "; retired {retired} workers of head job {head} (their CPUs stay allocated until it ends: SLURM cannot shrink a running job)"
+                ));
+            }
+            Ok(format!("{said} ({now} → {left} workers)"))
         }
     }
 }

@@ -265,6 +265,19 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
             .unwrap_or_default();
             reply(send, &ToClient::Drained { workers: ids }).await?;
         }
+        ClientRequest::Retire {
+            slurm_job_id,
+            count,
+        } => {
+            let ids = ask(ctx, |reply| Event::Retire {
+                slurm_job_id,
+                count,
+                reply,
+            })
+            .await
+            .unwrap_or_default();
+            reply(send, &ToClient::Drained { workers: ids }).await?;
+        }
         ClientRequest::Restrict(r) => {
             if let Some(r) = ask(ctx, |reply| Event::Restrict {
                 restriction: r,
@@ -279,6 +292,12 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
             if ask(ctx, |reply| Event::Shutdown { reply }).await.is_some() {
                 reply(send, &ToClient::ShuttingDown).await?;
             }
+        }
+        ClientRequest::DrainWorkers { workers } => {
+            let ids = ask(ctx, |reply| Event::DrainWorkers { workers, reply })
+                .await
+                .unwrap_or_default();
+            reply(send, &ToClient::Drained { workers: ids }).await?;
         }
     }
     Ok(())

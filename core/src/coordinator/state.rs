@@ -68,6 +68,11 @@ pub(crate) enum Event {
         slurm_job_id: u64,
         reply: oneshot::Sender<Vec<WorkerId>>,
     },
+    Retire {
+        slurm_job_id: u64,
+        count: u32,
+        reply: oneshot::Sender<Vec<WorkerId>>,
+    },
     Restrict {
         restriction: Restriction,
         reply: oneshot::Sender<Restriction>,
@@ -77,6 +82,10 @@ pub(crate) enum Event {
     },
     SnapshotNow {
         reply: oneshot::Sender<Frame>,
+    },
+    DrainWorkers {
+        workers: Vec<WorkerId>,
+        reply: oneshot::Sender<Vec<WorkerId>>,
     },
     Planned {
         query: QueryId,
@@ -108,6 +117,8 @@ struct Worker {
     credits: u32,
     assigned: u32,
     draining: bool,
+    /// Draining in order to exit (scale-down below a job's size): told to shut down once idle.
+    retiring: bool,
     /// The query whose plan it was sent / whose files it checked fine.
     plan_sent: Option<QueryId>,
     ready: Option<QueryId>,
@@ -359,7 +370,21 @@ impl State {
                 slurm_job_id,
                 reply,
             } => {
-                let ids = self.drain(slurm_job_id);
+                let ids = self.drain(slurm_job_id, None);
+                let _ = reply.send(ids);
+            }
+            Event::Retire {
+                slurm_job_id,
+                count,
+                reply,
+            } => {
+                let ids = self.drain(slurm_job_id, Some(count as usize));
+                for id in &ids {
+                    if let Some(w) = self.workers.get_mut(id) {
+                        w.retiring = true;
+                    }
+                }
+                self.release_retired();
                 let _ = reply.send(ids);
             }
             Event::Restrict { restriction, reply } => {
@@ -377,6 +402,10 @@ impl State {
                     let _ = reply.send(f);
                 }
             }
+            Event::DrainWorkers { workers, reply } => {
+                let ids = self.drain_workers(&workers);
+                let _ = reply.send(ids);
+            }
             Event::Planned { query, plan } => self.planned(query, plan),
             Event::Merged { query, result } => self.merged(query, result),
         }
@@ -384,6 +413,7 @@ impl State {
 
     /// Once a second: heartbeats, deadlines, throughput, progress, background reaping.
     pub fn tick(&mut self, now: Instant) {
+        self.release_retired();
         let silent: Vec<WorkerId> = self
             .workers
             .iter()
@@ -445,6 +475,7 @@ impl State {
             credits: 0,
             assigned: 0,
             draining: false,
+            retiring: false,
             plan_sent: None,
             ready: None,
         };
@@ -568,13 +599,21 @@ impl State {
         }
     }
 
-    fn drain(&mut self, job: u64) -> Vec<WorkerId> {
-        let ids: Vec<WorkerId> = self
+    /// Drains the workers of SLURM job `job`: all of them, or the newest `count` not yet
+    /// draining.
+    fn drain(&mut self, job: u64, count: Option<usize>) -> Vec<WorkerId> {
+        let mut ids: Vec<WorkerId> = self
             .workers
             .iter()
             .filter(|(_, w)| w.reg.slurm.as_ref().and_then(|s| s.job_id) == Some(job))
+            .filter(|(_, w)| count.is_none() || !w.draining)
             .map(|(id, _)| *id)
             .collect();
+        if let Some(n) = count {
+            // Worker ids grow as workers join: the newest go first.
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.truncate(n);
+        }
         for id in &ids {
             if let Some(w) = self.workers.get_mut(id) {
                 w.draining = true;
@@ -587,6 +626,51 @@ impl State {
             }
         }
         info!(job, workers = ?ids, "drained");
+        ids
+    }
+
+    /// Retiring workers with nothing assigned any more are told to exit; their partitions
+    /// have all been reported, so nothing is re-run.
+    fn release_retired(&mut self) {
+        let done: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.retiring && w.assigned == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Ok(f) = frame(&ToWorker::Shutdown {
+                reason: "retired: the cluster was scaled down".into(),
+            }) {
+                self.send_to(id, f);
+            }
+            if let Some(w) = self.workers.get_mut(&id) {
+                // Told once; the worker leaves and is reaped like any other.
+                w.retiring = false;
+            }
+        }
+    }
+
+    /// Drains these workers (by id, as a local cluster's scale-down names them): nothing new
+    /// is assigned to them and they are told so. Returns those that are connected.
+    fn drain_workers(&mut self, workers: &[WorkerId]) -> Vec<WorkerId> {
+        let ids: Vec<WorkerId> = workers
+            .iter()
+            .copied()
+            .filter(|id| self.workers.contains_key(id))
+            .collect();
+        for id in &ids {
+            if let Some(w) = self.workers.get_mut(id) {
+                w.draining = true;
+            }
+            if let Some(run) = &mut self.run {
+                run.sched.drain(*id);
+            }
+            if let Ok(f) = frame(&ToWorker::Drain) {
+                self.send_to(*id, f);
+            }
+        }
+        info!(workers = ?ids, "drained by id");
         ids
     }
 

@@ -40,6 +40,10 @@ pub struct JobRecord {
     pub id: JobId,
     pub role: JobRole,
     pub workers: u32,
+    /// Workers of this job retired by a scale-down (their CPUs stay allocated until the job
+    /// ends: SLURM cannot shrink a running job's tasks).
+    #[serde(default)]
+    pub retired: u32,
     pub cores_per_worker: u32,
     pub submitted_unix: u64,
 }
@@ -71,8 +75,12 @@ impl ClusterJobs {
         self.jobs.iter().find(|j| j.role == JobRole::Head)
     }
 
+    /// Workers the cluster's jobs hold now (started minus retired).
     pub fn asked_workers(&self) -> u32 {
-        self.jobs.iter().map(|j| j.workers).sum()
+        self.jobs
+            .iter()
+            .map(|j| j.workers - j.retired.min(j.workers))
+            .sum()
     }
 }
 
@@ -136,6 +144,7 @@ pub fn submit(
         id,
         role,
         workers,
+        retired: 0,
         cores_per_worker: spec.cores_per_worker,
         submitted_unix: now_unix(),
     };

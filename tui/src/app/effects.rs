@@ -4,10 +4,9 @@
 //!
 //! Wired to: `corral_core::slurm` (partitions, nodes, `sbatch --test-only`, submit through
 //! `slurm::lifecycle`, `job_views`, `cancel_and_wait`), the local backend (`crate::local`:
-//! start and stop), the cluster client (`corral_core::client`: snapshot subscription, queries
-//! with progress, restrictions for the sweep), and the cluster directory (`spec.json`,
-//! `jobs.json`, `coordinator.json`, logs, ledger). What is not wired yet answers with a
-//! "not available yet: …" message rather than made-up data.
+//! start, scale and stop), the cluster client (`corral_core::client`: snapshot subscription,
+//! queries with progress, restrictions for the sweep), and the cluster directory (`spec.json`,
+//! `jobs.json`, `coordinator.json`, logs, ledger).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +23,7 @@ use corral_core::cluster_record::ClusterRecord;
 use corral_core::config::Config;
 use corral_core::model::{ClusterSpec, JobId};
 use corral_core::paths;
-use corral_core::protocol::{QueryOptions, Restriction};
+use corral_core::protocol::QueryOptions;
 use corral_core::scaling::Point;
 use corral_core::slurm::lifecycle::{self, ClusterJobs};
 use corral_core::slurm::template::{self, JobRole};
@@ -51,10 +50,6 @@ pub struct Effects {
 
 /// How often an attached cluster's jobs are looked at (one `squeue` per look).
 const WATCH_EVERY: Duration = Duration::from_secs(2);
-
-fn not_yet(what: &str) -> String {
-    format!("not available yet: {what}")
-}
 
 impl Effects {
     pub fn new(tx: mpsc::Sender<Msg>, config: Config) -> Effects {
@@ -336,9 +331,17 @@ async fn submit_local(spec: &ClusterSpec) -> Result<(), String> {
     let started = crate::local::start(&local)
         .await
         .map_err(|e| format!("{e:#}"))?;
-    // The agents are our children: reap them when they exit so none lingers as a zombie
-    // while the TUI runs (they are detached otherwise and outlive the TUI).
-    let children = started.children;
+    reap(started.children);
+    tracing::info!(cluster = %spec.name, "local cluster started");
+    Ok(())
+}
+
+/// The agents are our children: reap them when they exit so none lingers as a zombie while
+/// the TUI runs (they are detached otherwise and outlive the TUI).
+fn reap(children: Vec<std::process::Child>) {
+    if children.is_empty() {
+        return;
+    }
     let _ = std::thread::Builder::new()
         .name("corral-reaper".into())
         .spawn(move || {
@@ -346,8 +349,22 @@ async fn submit_local(spec: &ClusterSpec) -> Result<(), String> {
                 let _ = c.wait();
             }
         });
-    tracing::info!(cluster = %spec.name, "local cluster started");
-    Ok(())
+}
+
+/// Scales a local cluster by `delta` workers: more processes, or the newest ones drained and
+/// stopped (`crate::local::scale`).
+async fn scale_local(
+    dir: &ClusterDir,
+    mut record: ClusterRecord,
+    delta: i32,
+) -> Result<String, String> {
+    let target =
+        |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
+    let scaled = crate::local::scale(dir, &mut record, target)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    reap(scaled.children);
+    Ok(scaled.message)
 }
 
 /// Runs `query` on `name`, posting progress; the result as the result table wants it.
@@ -392,8 +409,7 @@ async fn run_query(
     Err("the query stream ended without a result".into())
 }
 
-/// Runs `query` once per core count (restricting the cores assignments may use), posting each
-/// runtime; lifts the restriction at the end, also after a failure.
+/// Runs `query` once per core count (the shared sweep, `crate::sweep`), posting each runtime.
 async fn sweep(
     tx: &mpsc::Sender<Msg>,
     name: &str,
@@ -403,52 +419,17 @@ async fn sweep(
 ) -> Result<(), String> {
     let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
     query.inputs = resolve_inputs(&query.inputs, cwd).map_err(|e| e.to_string())?;
-    let client = ClusterClient::connect(&dir)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut outcome = Ok(());
-    for &c in cores {
-        let step = async {
-            client
-                .restrict(Restriction {
-                    max_workers: None,
-                    max_cores: Some(c),
-                })
-                .await?;
-            client
-                .submit(query.clone(), QueryOptions::default())
-                .await?
-                .wait()
-                .await
+    let on_step = |step: crate::sweep::Step| {
+        let msg = Msg::SweepPoint {
+            name: name.to_string(),
+            point: step.point,
         };
-        match step.await {
-            Ok(r) => {
-                // The cores that really computed, which a worker's granularity may round.
-                let point = Point {
-                    cores: if r.cores > 0 { r.cores } else { c },
-                    seconds: r.seconds,
-                };
-                if tx
-                    .send(Msg::SweepPoint {
-                        name: name.to_string(),
-                        point,
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Err(e) => {
-                outcome = Err(format!("at {c} cores: {e}"));
-                break;
-            }
-        }
-    }
-    if let Err(e) = client.restrict(Restriction::default()).await {
-        tracing::warn!(cluster = name, "cannot lift the sweep's restriction: {e}");
-    }
-    outcome
+        async move { tx.send(msg).await.is_ok() }
+    };
+    crate::sweep::run(&dir, &query, cores, QueryOptions::default(), on_step)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Runs SLURM calls (blocking commands) off the runtime's threads.
@@ -463,10 +444,9 @@ async fn on_blocking<T: Send + 'static>(
 }
 
 /// Scales a SLURM cluster by `delta` workers: up submits a worker job; down drains the newest
-/// worker jobs over the cluster connection, then cancels them (the planning and SLURM calls run
-/// on blocking threads, the drain on the runtime).
+/// worker jobs, cancels them, and retires head-job workers for the rest (one shared path with
+/// `corral scale`, run on a blocking thread).
 async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> {
-    use crate::slurm_backend::{self as sb, ScalePlan};
     let info = load_info(name)?;
     let Some(record) = info.record.clone() else {
         return Err(format!("{name}: spec.json is missing or unreadable"));
@@ -475,48 +455,16 @@ async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> 
         record.backend,
         corral_core::cluster_record::Backend::Slurm { .. }
     ) {
-        return Err(not_yet(
-            "scaling local clusters (the local backend starts a fixed set)",
-        ));
+        return scale_local(&info.dir, record, delta).await;
     }
-    let (dir, rec) = (info.dir.path().to_path_buf(), record.clone());
-    let plan = on_blocking(&ctx, move |ctx| {
+    let dir = info.dir.path().to_path_buf();
+    on_blocking(&ctx, move |ctx| {
         let dir = ClusterDir::open_path(&dir).map_err(|e| e.to_string())?;
         let target =
             |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
-        sb::plan_scale(&ctx.slurm, &dir, &rec, target).map_err(|e| format!("{e:#}"))
+        crate::slurm_backend::scale(&ctx.slurm, &dir, &record, target).map_err(|e| format!("{e:#}"))
     })
-    .await?;
-    match plan {
-        ScalePlan::Same { now } => Ok(format!("{name} already has {now} workers")),
-        ScalePlan::Up { now, add } => {
-            let path = info.dir.path().to_path_buf();
-            on_blocking(&ctx, move |ctx| {
-                let dir = ClusterDir::open_path(&path).map_err(|e| e.to_string())?;
-                let job =
-                    sb::scale_up(&ctx.slurm, &dir, &record, add).map_err(|e| format!("{e:#}"))?;
-                Ok(format!(
-                    "job {} submitted for {add} more worker(s) ({now} → {})",
-                    job.id,
-                    now + add
-                ))
-            })
-            .await
-        }
-        ScalePlan::Down { now, left, remove } => {
-            let drained = sb::drain(&info.dir, &remove).await;
-            let ids = remove.clone();
-            on_blocking(&ctx, move |ctx| {
-                lifecycle::cancel_and_wait(&ctx.slurm, &ids, Duration::from_secs(90))
-                    .map_err(|e| e.to_string())?;
-                Ok(format!(
-                    "drained {drained} worker(s), cancelled {} job(s) ({now} → {left})",
-                    ids.len()
-                ))
-            })
-            .await
-        }
-    }
+    .await
 }
 
 async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {

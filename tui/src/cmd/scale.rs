@@ -1,4 +1,5 @@
-//! `corral scale NAME --workers W`: grow or shrink a running cluster. On SLURM, growing submits
+//! `corral scale NAME --workers W`: grow or shrink a running cluster. A local cluster starts
+//! more worker processes, or drains its newest ones and stops them. On SLURM, growing submits
 //! a worker job that joins the same coordinator; shrinking drains the newest worker jobs (their
 //! partitions move to the other workers) and then cancels them.
 
@@ -39,14 +40,18 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
             let slurm = crate::slurm_backend::client(&config);
             println!(
                 "{}",
-                crate::slurm_backend::scale(&slurm, &dir, &record, args.workers)?
+                crate::slurm_backend::scale(&slurm, &dir, &record, |_| args.workers)?
             );
             Ok(ExitCode::SUCCESS)
         }
-        Backend::Local { .. } => bail!(
-            "cluster {} is local: its size is fixed when it starts; `corral down {0}` then `corral up --local --name {0} --workers {}`",
-            args.name,
-            args.workers
-        ),
+        Backend::Local { .. } => {
+            let mut record = record;
+            // The started workers are detached (own process group, logs in the cluster
+            // directory); they outlive this command like the cluster's other processes.
+            let scaled =
+                crate::local::block_on(crate::local::scale(&dir, &mut record, |_| args.workers))??;
+            println!("cluster {}: {}", args.name, scaled.message);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

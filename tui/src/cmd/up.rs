@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use corral_core::cluster_record::Backend;
-use corral_core::model::{ClusterSpec, Walltime, parse_mem_mb};
+use corral_core::model::{ClusterSpec, Walltime, parse_duration, parse_mem_mb};
 
 use crate::local::{self, LocalSpec};
 
@@ -46,7 +46,7 @@ pub struct UpArgs {
     /// Return right after submitting instead of following the job.
     #[arg(long)]
     pub no_wait: bool,
-    /// Stop following after T (SLURM format, e.g. `10:00`); the job stays queued. Exit status 75.
+    /// Stop following after T (`90s`, `5m`, `10:00`); the job stays queued. Exit status 75.
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
     /// Print the summary as one JSON object (local clusters).
@@ -64,45 +64,74 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
 fn run_slurm(args: UpArgs) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
-    let d = &config.defaults;
-    let walltime = match (&args.time, args.days) {
-        (Some(t), _) => t
-            .parse::<Walltime>()
-            .map_err(|e| anyhow::anyhow!("--time: {e}"))?,
-        (None, Some(0)) => bail!("--days must be at least 1 (or use --time for less than a day)"),
-        (None, days) => Walltime::from_days(days.unwrap_or(u64::from(d.days))),
+    let flags = SizeFlags {
+        workers: args.workers,
+        cores: args.cores,
+        days: args.days,
+        time: args.time.as_deref(),
+        partition: args.partition.as_deref(),
+        mem: args.mem.as_deref(),
+        account: args.account.as_deref(),
     };
-    let or_config = |flag: &Option<String>, conf: &str| {
-        flag.clone()
-            .or_else(|| (!conf.is_empty()).then(|| conf.to_string()))
-    };
-    let mem = or_config(&args.mem, &d.mem)
-        .map(|m| parse_mem_mb(&m).map_err(|e| anyhow::anyhow!("--mem: {e}")))
-        .transpose()?;
-    let timeout = args
-        .timeout
-        .as_deref()
-        .map(|t| {
-            t.parse::<Walltime>()
-                .map(|w| std::time::Duration::from_secs(w.minutes * 60))
-                .map_err(|e| anyhow::anyhow!("--timeout: {e}"))
-        })
-        .transpose()?;
-    let spec = ClusterSpec {
-        name: args.name.clone(),
-        workers: args.workers.unwrap_or(d.workers),
-        cores_per_worker: args.cores.unwrap_or(d.cores),
-        mem_per_worker_mb: mem,
-        walltime,
-        partition: or_config(&args.partition, &d.partition),
-        account: or_config(&args.account, &d.account),
-    };
+    let spec = spec_from_flags(&args.name, &flags, &config)?;
+    let timeout = parse_timeout(args.timeout.as_deref())?;
     crate::slurm_backend::up(crate::slurm_backend::UpRequest {
         spec,
         yes: args.yes,
         no_wait: args.no_wait,
         timeout,
     })
+}
+
+/// The sizing flags `corral up` and `corral batch` share, as given (`None`: not on the command
+/// line, so the config's `[defaults]` decide).
+pub struct SizeFlags<'a> {
+    pub workers: Option<u32>,
+    pub cores: Option<u32>,
+    pub days: Option<u64>,
+    pub time: Option<&'a str>,
+    pub partition: Option<&'a str>,
+    pub mem: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+/// The SLURM request of cluster `name` from flags, the config's defaults filling the rest. One
+/// function for `corral up` and `corral batch`, so both ask SLURM for the same thing.
+pub fn spec_from_flags(
+    name: &str,
+    flags: &SizeFlags,
+    config: &corral_core::config::Config,
+) -> anyhow::Result<ClusterSpec> {
+    let d = &config.defaults;
+    let walltime = match (flags.time, flags.days) {
+        (Some(t), _) => t
+            .parse::<Walltime>()
+            .map_err(|e| anyhow::anyhow!("--time: {e}"))?,
+        (None, Some(0)) => bail!("--days must be at least 1 (or use --time for less than a day)"),
+        (None, days) => Walltime::from_days(days.unwrap_or(u64::from(d.days))),
+    };
+    let or_config = |flag: Option<&str>, conf: &str| {
+        flag.map(str::to_string)
+            .or_else(|| (!conf.is_empty()).then(|| conf.to_string()))
+    };
+    let mem = or_config(flags.mem, &d.mem)
+        .map(|m| parse_mem_mb(&m).map_err(|e| anyhow::anyhow!("--mem: {e}")))
+        .transpose()?;
+    Ok(ClusterSpec {
+        name: name.to_string(),
+        workers: flags.workers.unwrap_or(d.workers),
+        cores_per_worker: flags.cores.unwrap_or(d.cores),
+        mem_per_worker_mb: mem,
+        walltime,
+        partition: or_config(flags.partition, &d.partition),
+        account: or_config(flags.account, &d.account),
+    })
+}
+
+/// `--timeout T` (`90s`, `5m`, `2h`, or SLURM's `10:00`) as a duration.
+pub fn parse_timeout(t: Option<&str>) -> anyhow::Result<Option<std::time::Duration>> {
+    t.map(|t| parse_duration(t).map_err(|e| anyhow::anyhow!("--timeout: {e}")))
+        .transpose()
 }
 
 #[derive(serde::Serialize)]

@@ -1,0 +1,500 @@
+//! grabdask's job done right, against the real SLURM test bed (4 nodes × 16 CPUs, partitions
+//! `debug` and `small`): `corral up` validates before submitting, follows the job until every
+//! worker is connected, queries are exact, scaling moves work without losing any, and
+//! `corral down` leaves no job and no process behind.
+//!
+//! Every test here uses the whole test bed's CPUs at some point, so the nextest profile runs
+//! the `slurm` test group one test at a time (`.config/nextest.toml`), and under plain `cargo
+//! test` each takes `slurm::exclusive()`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use corral_tests::cluster::{Env, wait_for};
+use corral_tests::process::{self, Output};
+use corral_tests::slurm::Slurm;
+
+/// `corral ARGS` with the test's state directory and the test bed's SLURM environment.
+fn corral(env: &Env, bed: &Slurm, args: &[&str]) -> Command {
+    let mut c = env.corral(args);
+    c.envs(bed.env().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    c
+}
+
+fn run(env: &Env, bed: &Slurm, args: &[&str]) -> Output {
+    env.run_cmd(&mut corral(env, bed, args))
+}
+
+/// Stops a SLURM cluster when the test ends, passed or failed, so no job outlives it.
+struct Down<'a> {
+    env: &'a Env,
+    bed: &'a Slurm,
+    name: String,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = process::run(
+            &mut corral(self.env, self.bed, &["down", &self.name]),
+            Duration::from_secs(120),
+        );
+    }
+}
+
+fn up<'a>(env: &'a Env, bed: &'a Slurm, name: &str, extra: &[&str]) -> (Output, Down<'a>) {
+    let mut args = vec!["up", "--name", name, "--yes"];
+    args.extend_from_slice(extra);
+    let guard = Down {
+        env,
+        bed,
+        name: name.to_string(),
+    };
+    (run(env, bed, &args), guard)
+}
+
+/// The job ids corral recorded for a cluster.
+fn job_ids(env: &Env, name: &str) -> Vec<u64> {
+    let text = std::fs::read_to_string(env.cluster_dir(name).join("jobs.json")).expect("jobs.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("jobs.json is JSON");
+    v["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_u64())
+        .collect()
+}
+
+/// Job ids squeue still lists (any state).
+fn queued(bed: &Slurm) -> Vec<u64> {
+    let out = bed.run_ok("squeue", &["-h", "-o", "%i"]).expect("squeue");
+    out.stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Processes whose command line names the cluster directory.
+fn processes_of(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn expected_counts(data: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(data.join("expected.json")).expect("expected.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("expected.json is JSON");
+    v["payment_type"].clone()
+}
+
+/// `corral query NAME --by payment_type FILES… --json` → {key: count}.
+fn query_counts(env: &Env, bed: &Slurm, name: &str, data: &Path) -> serde_json::Value {
+    let glob = data.join("*.csv").to_string_lossy().into_owned();
+    let out = run(
+        env,
+        bed,
+        &["query", name, "--by", "payment_type", "--json", &glob],
+    );
+    assert!(out.success(), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let mut counts = serde_json::Map::new();
+    for g in v["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("groups in {v}"))
+    {
+        let key = g["key"][0].as_str().expect("key").to_string();
+        counts.insert(key, g["count"].clone());
+    }
+    serde_json::Value::Object(counts)
+}
+
+#[test]
+fn slurm_up_eight_by_two_query_exact_then_down_leaves_nothing() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-up");
+    let data = env.gen_taxi("clean", 3, 20_000, 0.0);
+    let (out, guard) = up(
+        &env,
+        &bed,
+        "eight",
+        &["--workers", "8", "--cores", "2", "--days", "1"],
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("workers=8 cores=16"), "{out}");
+    // What the user is shown before anything is submitted.
+    assert!(out.stdout.contains("#SBATCH --time=1-0"), "{out}");
+    assert!(
+        out.stdout.contains("only holders of this cluster's secret")
+            || out.stdout.contains("Only holders of this cluster's secret"),
+        "{out}"
+    );
+
+    assert_eq!(
+        query_counts(&env, &bed, "eight", &data),
+        expected_counts(&data)
+    );
+
+    let ids = job_ids(&env, "eight");
+    let down = run(&env, &bed, &["down", "eight"]);
+    assert!(down.success(), "{down}");
+    assert!(down.stdout.contains("core-hours"), "{down}");
+    let left: Vec<u64> = queued(&bed)
+        .into_iter()
+        .filter(|i| ids.contains(i))
+        .collect();
+    assert!(left.is_empty(), "squeue still lists {left:?}");
+    let dir = env.cluster_dir("eight");
+    assert!(
+        wait_for(Duration::from_secs(15), || processes_of(&dir).is_empty()),
+        "processes left: {:?}",
+        processes_of(&dir)
+    );
+    let status = run(&env, &bed, &["status", "eight", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(v["state"], "ended", "{status}");
+    drop(guard);
+}
+
+#[test]
+fn slurm_sixteen_by_two_refused_on_small_runs_on_debug() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-16x2");
+    let before = queued(&bed);
+
+    let (refused, _g1) = up(
+        &env,
+        &bed,
+        "small16",
+        &[
+            "--workers",
+            "16",
+            "--cores",
+            "2",
+            "--time",
+            "1:00:00",
+            "--partition",
+            "small",
+        ],
+    );
+    assert_eq!(refused.code(), Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains(
+            "small allows 8 CPUs per node and 1 node: at most 4 workers × 2 cores there, or use partition debug"
+        ),
+        "{refused}"
+    );
+    assert!(
+        !env.cluster_dir("small16").exists(),
+        "nothing is created for a refused request"
+    );
+
+    let (day, _g2) = up(
+        &env,
+        &bed,
+        "smallday",
+        &[
+            "--workers",
+            "2",
+            "--cores",
+            "2",
+            "--days",
+            "1",
+            "--partition",
+            "small",
+        ],
+    );
+    assert_eq!(day.code(), Some(2), "{day}");
+    assert!(day.stderr.contains("12:00:00"), "{day}");
+    let after: Vec<u64> = queued(&bed)
+        .into_iter()
+        .filter(|i| !before.contains(i))
+        .collect();
+    assert!(after.is_empty(), "refused requests submitted {after:?}");
+
+    let (ok, _g3) = up(
+        &env,
+        &bed,
+        "debug16",
+        &["--workers", "16", "--cores", "2", "--days", "1"],
+    );
+    assert!(ok.success(), "{ok}");
+    assert!(ok.stdout.contains("workers=16 cores=32"), "{ok}");
+    let logs = env.cluster_dir("debug16").join("logs");
+    for entry in std::fs::read_dir(&logs).expect("logs") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
+        assert!(
+            !text.contains("More processors requested than permitted"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-pending");
+    // Hold every CPU of the test bed.
+    let blocker = bed
+        .sbatch(&[
+            "-n",
+            "4",
+            "-c",
+            "16",
+            "-t",
+            "10",
+            "-J",
+            &corral_tests::unique_name("blocker"),
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 300",
+        ])
+        .expect("blocker submitted");
+    let blocker = bed.cancel_on_drop(blocker);
+    bed.wait_for_state(blocker.id(), &["RUNNING"], Duration::from_secs(30))
+        .expect("blocker runs");
+
+    let (out, _guard) = up(
+        &env,
+        &bed,
+        "waits",
+        &[
+            "--workers",
+            "4",
+            "--cores",
+            "2",
+            "--days",
+            "1",
+            "--timeout",
+            "8s",
+        ],
+    );
+    assert_eq!(out.code(), Some(75), "{out}");
+    assert!(
+        out.stdout
+            .contains("pending, reason: Resources — all CPUs of partition debug are busy"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("stays queued") && out.stderr.contains("corral status waits"),
+        "{out}"
+    );
+    let status = run(&env, &bed, &["status", "waits", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(v["state"], "pending", "{status}");
+    assert!(
+        v["slurm"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("waiting for CPUs"),
+        "{status}"
+    );
+
+    drop(blocker);
+    let started = wait_for(Duration::from_secs(60), || {
+        let s = run(&env, &bed, &["status", "waits", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout)
+            .map(|v| v["state"] == "running" && v["snapshot"]["cores"] == 8)
+            .unwrap_or(false)
+    });
+    assert!(started, "the cluster did not start after the blocker ended");
+}
+
+#[test]
+fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-scale");
+    let data = env.gen_taxi("scale", 4, 40_000, 0.01);
+    // Workers inherit the submitting environment through sbatch: slow them down a little so the
+    // query is still running while the cluster changes size.
+    let _guard = Down {
+        env: &env,
+        bed: &bed,
+        name: "elastic".into(),
+    };
+    let slow = |args: &[&str]| {
+        let mut c = corral(&env, &bed, args);
+        c.env("CORRAL_WORKER_TEST_DELAY_MS", "20");
+        env.run_cmd(&mut c)
+    };
+    let out = slow(&[
+        "up",
+        "--name",
+        "elastic",
+        "--yes",
+        "--workers",
+        "8",
+        "--cores",
+        "2",
+        "--days",
+        "1",
+    ]);
+    assert!(out.success(), "{out}");
+
+    // A query with tiny partitions runs while the cluster grows and shrinks under it.
+    let glob = data.join("*.csv").to_string_lossy().into_owned();
+    let mut q = corral(
+        &env,
+        &bed,
+        &[
+            "query",
+            "elastic",
+            "--by",
+            "payment_type",
+            "--json",
+            "--partition-bytes",
+            "20000",
+            &glob,
+        ],
+    );
+    let query = std::thread::spawn(move || process::run(&mut q, Duration::from_secs(300)));
+
+    let up12 = slow(&["scale", "elastic", "--workers", "12"]);
+    assert!(up12.success(), "{up12}");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            let s = run(&env, &bed, &["status", "elastic", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&s.stdout)
+                .is_ok_and(|v| v["snapshot"]["cores"] == 24)
+        }),
+        "12 workers never connected"
+    );
+    let down4 = run(&env, &bed, &["scale", "elastic", "--workers", "4"]);
+    assert!(down4.success(), "{down4}");
+    assert!(down4.stdout.contains("12 → 4"), "{down4}");
+
+    let out = query.join().expect("query thread").expect("query ran");
+    assert!(out.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("query JSON");
+    let mut counts = serde_json::Map::new();
+    for g in v["groups"].as_array().expect("groups") {
+        counts.insert(
+            g["key"][0].as_str().expect("key").to_string(),
+            g["count"].clone(),
+        );
+    }
+    assert_eq!(serde_json::Value::Object(counts), expected_counts(&data));
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let s = run(&env, &bed, &["status", "elastic", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&s.stdout)
+                .is_ok_and(|v| v["snapshot"]["cores"] == 8)
+        }),
+        "the cluster did not shrink to 4 workers"
+    );
+}
+
+#[test]
+fn slurm_external_scancel_is_reported_ended_and_workers_go() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-scancel");
+    let (out, _guard) = up(
+        &env,
+        &bed,
+        "victim",
+        &["--workers", "4", "--cores", "2", "--days", "1"],
+    );
+    assert!(out.success(), "{out}");
+    let head = job_ids(&env, "victim")[0];
+    bed.run_ok("scancel", &[&head.to_string()])
+        .expect("scancel");
+    let t0 = std::time::Instant::now();
+    let ended = wait_for(Duration::from_secs(5), || {
+        let s = run(&env, &bed, &["status", "victim", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
+    });
+    assert!(ended, "not reported ended within 5 s of scancel");
+    let s = run(&env, &bed, &["status", "victim"]);
+    assert!(
+        s.stdout.contains("cancelled outside corral"),
+        "{s} after {:?}",
+        t0.elapsed()
+    );
+    let dir = env.cluster_dir("victim");
+    assert!(
+        wait_for(Duration::from_secs(20), || processes_of(&dir).is_empty()),
+        "agent processes left: {:?}",
+        processes_of(&dir)
+    );
+}
+
+#[test]
+fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-reattach");
+    let _guard = Down {
+        env: &env,
+        bed: &bed,
+        name: "again".into(),
+    };
+    // The starting process is killed while it follows the job.
+    let mut starter = corral(
+        &env,
+        &bed,
+        &[
+            "up",
+            "--name",
+            "again",
+            "--workers",
+            "2",
+            "--cores",
+            "2",
+            "--days",
+            "1",
+            "--yes",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("corral up starts");
+    assert!(
+        wait_for(Duration::from_secs(30), || env
+            .cluster_dir("again")
+            .join("jobs.json")
+            .exists()),
+        "never submitted"
+    );
+    starter.kill().expect("kill the starter");
+    let _ = starter.wait();
+    let running = wait_for(Duration::from_secs(60), || {
+        let s = run(&env, &bed, &["status", "again", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout)
+            .is_ok_and(|v| v["state"] == "running" && v["snapshot"]["cores"] == 4)
+    });
+    assert!(
+        running,
+        "a new `corral status` could not see the running cluster"
+    );
+    let ls = run(&env, &bed, &["ls", "--json"]);
+    assert!(
+        ls.stdout.contains("\"again\"") && ls.stdout.contains("running"),
+        "{ls}"
+    );
+}
