@@ -40,6 +40,17 @@ pub enum Command {
     Down(cmd::down::DownArgs),
     /// List the clusters.
     Ls(cmd::ls::LsArgs),
+    /// Run CMD on a cluster that lives exactly as long as CMD (fhdask's batch mode): allocate,
+    /// wait for the workers, run `CMD ADDRESS ARGS…` with CORRAL_CLUSTER set, release, exit with
+    /// CMD's status.
+    Batch(cmd::batch::BatchArgs),
+    /// Finished queries (when, what, rows, cores, seconds, GB/s) and finished clusters
+    /// (core-hours, how they ended), from the ledgers.
+    History(cmd::history::HistoryArgs),
+    /// Run a query at 1, 2, 4, … cores and print its speedup, efficiency and knee.
+    Sweep(cmd::sweep::SweepArgs),
+    /// Draw runtime against cores from a cluster's ledger (a sweep) as SVG or PNG.
+    Plot(cmd::plot::PlotArgs),
     /// The whole product in one command: demo data, a local cluster, a query, checked exact.
     Demo(cmd::demo::DemoArgs),
     /// Run an agent role (`coordinator`, `worker`) in this process, as `corral-agent` does; the
@@ -104,6 +115,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Down(args)) => cmd::down::run(args),
         Some(Command::Ls(args)) => cmd::ls::run(args),
         Some(Command::Demo(args)) => cmd::demo::run(args),
+        Some(Command::Batch(args)) => cmd::batch::run(args),
+        Some(Command::History(args)) => cmd::history::run(args),
+        Some(Command::Sweep(args)) => cmd::sweep::run(args),
+        Some(Command::Plot(args)) => cmd::plot::run(args),
         // Handled first, before logging.
         Some(Command::Agent { .. }) => Ok(ExitCode::SUCCESS),
         Some(Command::BenchRender(args)) => crate::app::bench::run(args).map(|()| ExitCode::SUCCESS),

@@ -8,12 +8,16 @@
 //! - `cmd::agg`: `corral agg`, a single-process group-by over CSV files.
 //! - `cmd::up`, `cmd::query`, `cmd::status`, `cmd::down`, `cmd::ls`: clusters — start, query,
 //!   watch, stop, list; `cmd::demo`: `corral demo`, the one-command showcase.
+//! - `cmd::batch`: `corral batch -- CMD`, a cluster for the life of one command;
+//!   `cmd::history`, `cmd::sweep`, `cmd::plot`: finished queries and clusters, the scaling sweep,
+//!   and its plot (`chart`: the runtime plot as SVG and PNG).
 //! - `local`: the local backend (agents as detached processes on this machine).
 //! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 //! - `sweep`: the scaling sweep (one query at 1, 2, 4, … cores), shared by the TUI and `corral sweep`.
 
 mod app;
+mod chart;
 mod cli;
 mod cmd;
 mod local;

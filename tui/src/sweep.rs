@@ -97,7 +97,10 @@ where
 /// Lifts the sweep's restriction (best effort: a cluster that went away has nothing to lift).
 async fn lift(client: &ClusterClient, dir: &ClusterDir) {
     if let Err(e) = client.restrict(Restriction::default()).await {
-        tracing::warn!(cluster = dir.name(), "cannot lift the sweep's restriction: {e}");
+        tracing::warn!(
+            cluster = dir.name(),
+            "cannot lift the sweep's restriction: {e}"
+        );
     }
 }
 

@@ -1,11 +1,15 @@
 //! One module per CLI subcommand.
 
 pub mod agg;
+pub mod batch;
 pub mod demo;
 pub mod down;
 pub mod gen_taxi;
+pub mod history;
 pub mod ls;
+pub mod plot;
 pub mod query;
 pub mod scale;
 pub mod status;
+pub mod sweep;
 pub mod up;

@@ -71,7 +71,8 @@ fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
     }
 }
 
-fn query(args: &QueryArgs, inputs: Vec<String>) -> anyhow::Result<Query> {
+/// The query the flags describe (`corral sweep` takes the same flags).
+pub(crate) fn query(args: &QueryArgs, inputs: Vec<String>) -> anyhow::Result<Query> {
     let col = |s: &String| column(s, args.no_header);
     let mut aggregates = Vec::new();
     let others = [
