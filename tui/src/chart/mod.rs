@@ -146,12 +146,8 @@ impl LogAxis {
 
 /// Seconds as a tick label: `0.05`, `1`, `20`, `300`.
 fn secs_label(v: f64) -> String {
-    if v >= 1.0 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.6}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Runtime ticks: 1-2-5 per decade (only the decades when there would be too many).
@@ -168,6 +164,18 @@ fn runtime_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     if ticks.len() > 10 {
         ticks.retain(|v| (v.log10() - v.log10().round()).abs() < 1e-9);
+    }
+    if ticks.len() < 3 {
+        // Less than a decade shown: finer steps, so the axis still reads.
+        ticks.clear();
+        for d in d0..=d1 {
+            for m in [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0] {
+                let v = m * 10f64.powi(d);
+                if v >= lo && v <= hi {
+                    ticks.push(v);
+                }
+            }
+        }
     }
     ticks
 }
@@ -384,12 +392,15 @@ pub fn runtime_scene(p: &RuntimePlot) -> Scene {
         });
     }
 
-    // Legend, top right inside the plot.
-    let lx = RIGHT - 230.0;
+    // Legend, top right inside the plot, placed by its longest label (8 units a character at
+    // this size in the PNG's bitmap font, the widest of the two renderings).
+    let labels = ["measured (best run)", "ideal (linear scaling)"];
+    let longest = labels.iter().map(|l| l.len()).max().unwrap_or(0) as f64;
+    let lx = RIGHT - 12.0 - 34.0 - 8.0 * longest;
     let mut ly = TOP + 18.0;
     for (label, stroke) in [
         (
-            "measured (best per core count)",
+            labels[0],
             Stroke {
                 color: MEASURED,
                 width: 2.5,
@@ -397,7 +408,7 @@ pub fn runtime_scene(p: &RuntimePlot) -> Scene {
             },
         ),
         (
-            "ideal (linear scaling)",
+            labels[1],
             Stroke {
                 color: IDEAL,
                 width: 2.0,
@@ -493,9 +504,11 @@ mod tests {
     #[test]
     fn ticks_are_round_numbers() {
         assert_eq!(runtime_ticks(0.8, 25.0), vec![1.0, 2.0, 5.0, 10.0, 20.0]);
+        assert_eq!(runtime_ticks(0.65, 3.1), vec![0.7, 1.0, 1.5, 2.0, 3.0]);
         assert_eq!(core_ticks(&[8, 1, 2, 4, 2]), vec![1, 2, 4, 8]);
         assert_eq!(secs_label(0.05), "0.05");
         assert_eq!(secs_label(20.0), "20");
+        assert_eq!(secs_label(1.5), "1.5");
     }
 
     #[test]

@@ -403,8 +403,14 @@ fn run_slurm(
     catch_signals(tx.clone())?;
     let (dir, job) = slurm_backend::create_and_submit(&slurm, &spec, &agent)?;
     eprintln!(
-        "corral batch: submitted job {} (corral-{name}): {} workers × {} cores for {}; CMD runs once {want} are connected",
-        job.id, spec.workers, spec.cores_per_worker, spec.walltime
+        "corral batch: submitted job {} (corral-{name}): {} worker{} × {} core{} for {}; CMD runs once {want} {} connected",
+        job.id,
+        spec.workers,
+        if spec.workers == 1 { "" } else { "s" },
+        spec.cores_per_worker,
+        if spec.cores_per_worker == 1 { "" } else { "s" },
+        spec.walltime,
+        if want == 1 { "is" } else { "are" }
     );
     let mut held = Held::Slurm {
         slurm: slurm.clone(),
