@@ -1,6 +1,7 @@
 //! The TUI end to end, in tmux, on a LOCAL cluster (no SLURM): start `corral`, press `n`, fill
 //! the wizard (4 workers × 2 cores, local), submit, see `workers=4 cores=8`, run the
-//! payment_type query on generated data and see the exact counts of `expected.json`, press `c`
+//! payment_type query on generated data and see the exact counts of `expected.json`, press `+`
+//! (one more worker process) and see `workers=5`, press `-` and see `workers=4` again, press `c`
 //! and `y`, see the cluster ended.
 //!
 //! Needs tmux (scripts/test installs it); without it the test is skipped, except under CI.
@@ -10,6 +11,19 @@ use std::time::Duration;
 
 use corral_tests::tmux::{self, Session, expected_counts, sh_quote, shows_count};
 use corral_tests::{bins, shared_tempdir};
+
+/// Every process on this machine whose command line names `dir` (the cluster's agents,
+/// including workers added and removed by scaling, which spec.json may no longer list).
+fn processes_for(dir: &std::path::Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| corral_tests::cluster::alive_for(*pid, dir))
+        .collect()
+}
 
 #[test]
 fn local_cluster_from_the_wizard_to_cancel() {
@@ -77,6 +91,19 @@ fn local_cluster_from_the_wizard_to_cancel() {
     });
     assert!(screen.contains("40000 rows"), "{screen}");
 
+    // Scale: one more worker process, then the newest one drained and stopped again.
+    session.keys(&["+"]);
+    session.wait_text("Add how many workers", long);
+    session.type_text("1");
+    session.keys(&["Enter"]);
+    session.wait_text("workers=5 cores=10", long);
+    session.keys(&["-"]);
+    session.wait_text("Remove how many workers", long);
+    session.type_text("1");
+    session.keys(&["Enter"]);
+    session.wait_text("workers=4 cores=8", long);
+    session.wait_text("(5 → 4)", long);
+
     // Cancel: anything but y keeps it; y ends it.
     session.keys(&["c"]);
     session.wait_text("Cancel cluster tui-e2e?", long);
@@ -86,6 +113,13 @@ fn local_cluster_from_the_wizard_to_cancel() {
     session.wait_text("core-hours", long);
     session.keys(&["y"]);
     session.wait_text("tui-e2e ended", long);
+    let cluster_dir = state.join("corral/clusters/tui-e2e");
+    assert!(
+        corral_tests::cluster::wait_for(Duration::from_secs(10), || processes_for(&cluster_dir)
+            .is_empty()),
+        "processes of the cancelled cluster still run: {:?}",
+        processes_for(&cluster_dir)
+    );
 
     // Detach and quit: the terminal is given back (the shell's sleep runs in the pane).
     session.keys(&["q"]);

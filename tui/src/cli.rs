@@ -34,7 +34,7 @@ pub enum Command {
     Query(cmd::query::QueryArgs),
     /// A cluster's workers, cores, tasks, throughput and running query.
     Status(cmd::status::StatusArgs),
-    /// Grow or shrink a running SLURM cluster to W workers.
+    /// Grow or shrink a running cluster (SLURM or local) to W workers.
     Scale(cmd::scale::ScaleArgs),
     /// Stop a cluster and make sure none of its processes keeps running.
     Down(cmd::down::DownArgs),

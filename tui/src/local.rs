@@ -386,3 +386,314 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
         .context("cannot start the async runtime")?;
     Ok(rt.block_on(f))
 }
+
+/// How long a drained worker may take to report the partitions it holds before it is
+/// signalled anyway (what it still held is then re-run elsewhere, so results stay exact).
+const DRAIN_WAIT: Duration = Duration::from_secs(60);
+
+/// The agent a recorded local cluster runs: the recorded program; `corral` itself hosts the
+/// roles behind `corral agent`.
+fn recorded_agent(program: &Path) -> AgentExe {
+    let agent_name = format!("corral-agent{}", std::env::consts::EXE_SUFFIX);
+    let prefix = if program
+        .file_name()
+        .is_some_and(|n| n == agent_name.as_str())
+    {
+        Vec::new()
+    } else {
+        vec!["agent".into()]
+    };
+    AgentExe {
+        program: program.to_path_buf(),
+        prefix,
+    }
+}
+
+/// The recorded worker pids that still run for this cluster, oldest first.
+pub fn live_workers(dir: &ClusterDir, record: &ClusterRecord) -> Vec<u32> {
+    match &record.backend {
+        Backend::Local { worker_pids, .. } => worker_pids
+            .iter()
+            .copied()
+            .filter(|p| procstat::runs_for(*p, dir.path()))
+            .collect(),
+        Backend::Slurm { .. } => Vec::new(),
+    }
+}
+
+/// A first `worker-<i>.log` name not used yet, so a new worker's log starts clean.
+fn next_log_index(dir: &ClusterDir, from: usize) -> usize {
+    (from..)
+        .find(|i| !dir.logs_dir().join(format!("worker-{i}.log")).exists())
+        .unwrap_or(from)
+}
+
+/// What scaling a local cluster did.
+pub struct Scaled {
+    /// In words, for the TUI's flash line and `corral scale`.
+    pub message: String,
+    /// Workers started, so a caller that outlives them (the TUI) can reap them.
+    pub children: Vec<Child>,
+}
+
+/// Scales a running local cluster to `target(now)` workers (`now`: its live workers): up starts
+/// more worker processes, down stops the newest ones (drained first, so the partitions they
+/// hold are reported, then SIGTERM). `spec.json` records the change.
+pub async fn scale(
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    target: impl FnOnce(u32) -> u32,
+) -> anyhow::Result<Scaled> {
+    if !matches!(record.backend, Backend::Local { .. }) {
+        bail!("cluster {} is not a local cluster", record.name);
+    }
+    if let Some(s) = &record.stopped {
+        bail!("cluster {} has ended ({})", record.name, s.how);
+    }
+    if !dir.coordinator_file().exists() {
+        bail!("cluster {} has no running coordinator", record.name);
+    }
+    let now = u32::try_from(live_workers(dir, record).len()).unwrap_or(u32::MAX);
+    let want = target(now);
+    if want == 0 {
+        bail!(
+            "a cluster needs at least 1 worker; to stop it use `corral down {}`",
+            record.name
+        );
+    }
+    if want == now {
+        return Ok(Scaled {
+            message: format!("cluster {} already has {now} workers", record.name),
+            children: Vec::new(),
+        });
+    }
+    if want > now {
+        let children = add_workers(dir, record, want - now).await?;
+        return Ok(Scaled {
+            message: format!(
+                "started {} worker(s), all connected ({now} → {want})",
+                want - now
+            ),
+            children,
+        });
+    }
+    let r = remove_workers(dir, record, now - want).await?;
+    Ok(Scaled {
+        message: format!(
+            "stopped {} worker(s) ({} drained first{}) ({now} → {want})",
+            r.stopped,
+            r.drained,
+            if r.killed > 0 {
+                format!(", {} had to be killed", r.killed)
+            } else {
+                String::new()
+            }
+        ),
+        children: Vec::new(),
+    })
+}
+
+/// Starts `add` more workers for a running local cluster and returns once the coordinator
+/// sees them all. Their pids are in `spec.json` before they connect, so `corral down` finds
+/// them whatever happens next.
+pub async fn add_workers(
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    add: u32,
+) -> anyhow::Result<Vec<Child>> {
+    let Backend::Local { agent, .. } = &record.backend else {
+        bail!("cluster {} is not a local cluster", record.name);
+    };
+    let agent = recorded_agent(agent);
+    let client = tokio::time::timeout(Duration::from_secs(5), ClusterClient::connect(dir))
+        .await
+        .context("the coordinator did not answer within 5 s")?
+        .context("cannot connect to the coordinator")?;
+    let before = client.snapshot().await?.live_workers().count();
+    let path = dir.path().to_string_lossy().into_owned();
+    let cores = record.cores_per_worker.to_string();
+    let mut children = Vec::new();
+    let mut logs = Vec::new();
+    let mut index = 0;
+    for _ in 0..add {
+        index = next_log_index(dir, index);
+        let log = format!("worker-{index}.log");
+        index += 1;
+        match spawn(
+            &agent,
+            dir,
+            &["worker", "--cluster", &path, "--cores", &cores],
+            &log,
+            &[],
+        ) {
+            Ok(c) => {
+                children.push(c);
+                logs.push(log);
+            }
+            Err(e) => {
+                // Those already started are recorded below and stopped with the cluster.
+                record_added(dir, record, &children)?;
+                return Err(e);
+            }
+        }
+    }
+    record_added(dir, record, &children)?;
+    let want = before + add as usize;
+    let deadline = tokio::time::Instant::now() + WORKERS_CONNECT;
+    loop {
+        let snap = match tokio::time::timeout_at(deadline, client.snapshot()).await {
+            Ok(s) => s?,
+            Err(_) => bail!(
+                "the new workers did not all connect within {WORKERS_CONNECT:?}; see {}",
+                dir.logs_dir().display()
+            ),
+        };
+        if snap.live_workers().count() >= want {
+            return Ok(children);
+        }
+        for (c, log) in children.iter_mut().zip(&logs) {
+            if let Some(status) = c.try_wait()? {
+                bail!(
+                    "a new worker exited ({status}) during start-up:\n{}",
+                    log_tail(&dir.logs_dir().join(log), 10)
+                );
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the new workers did not all connect within {WORKERS_CONNECT:?}; see {}",
+                dir.logs_dir().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Appends the children's pids to `spec.json`'s workers.
+fn record_added(
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    children: &[Child],
+) -> anyhow::Result<()> {
+    if let Backend::Local { worker_pids, .. } = &mut record.backend {
+        worker_pids.extend(children.iter().map(Child::id));
+        record.workers = record
+            .workers
+            .saturating_add(u32::try_from(children.len()).unwrap_or(u32::MAX));
+    }
+    record.save(dir)?;
+    Ok(())
+}
+
+/// What stopping workers did.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    /// Workers the coordinator drained (0 when it could not be reached).
+    pub drained: usize,
+    /// Workers gone after SIGTERM, and those that needed SIGKILL.
+    pub stopped: usize,
+    pub killed: usize,
+}
+
+/// Stops the newest `remove` live workers of a local cluster: the coordinator drains them
+/// (nothing new is given to them, what they hold is finished and reported), then each gets
+/// SIGTERM (SIGKILL if it lingers), checked by command line before any signal.
+pub async fn remove_workers(
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    remove: u32,
+) -> anyhow::Result<Removed> {
+    let live = live_workers(dir, record);
+    if remove as usize >= live.len() {
+        bail!(
+            "cluster {} has {} live worker(s); it keeps at least 1 (`corral down {0}` stops it)",
+            record.name,
+            live.len()
+        );
+    }
+    let victims: Vec<u32> = live[live.len() - remove as usize..].to_vec();
+    let mut report = Removed {
+        drained: drain_pids(dir, &victims).await,
+        ..Removed::default()
+    };
+    for p in &victims {
+        if procstat::runs_for(*p, dir.path()) {
+            signal(*p, rustix::process::Signal::TERM);
+        }
+    }
+    let still = wait_gone(&victims, dir.path(), Duration::from_secs(10)).await;
+    for p in &still {
+        signal(*p, rustix::process::Signal::KILL);
+    }
+    report.killed = still.len();
+    report.stopped = victims.len() - still.len();
+    let left = wait_gone(&still, dir.path(), Duration::from_secs(2)).await;
+    if let Backend::Local { worker_pids, .. } = &mut record.backend {
+        worker_pids.retain(|p| !victims.contains(p) || left.contains(p));
+        record.workers = u32::try_from(live.len() - victims.len() + left.len()).unwrap_or(0);
+    }
+    record.save(dir)?;
+    if !left.is_empty() {
+        bail!("workers {left:?} still run after SIGKILL");
+    }
+    Ok(report)
+}
+
+/// Drains the workers with these pids and waits (at most [`DRAIN_WAIT`]) until none holds a
+/// task; returns how many were drained. Best effort: without a coordinator there is nothing
+/// to drain, and what a worker still holds when signalled is re-run elsewhere.
+async fn drain_pids(dir: &ClusterDir, pids: &[u32]) -> usize {
+    let Ok(Ok(client)) =
+        tokio::time::timeout(Duration::from_secs(5), ClusterClient::connect(dir)).await
+    else {
+        return 0;
+    };
+    let Ok(snap) = client.snapshot().await else {
+        return 0;
+    };
+    let ids: Vec<_> = snap
+        .live_workers()
+        .filter(|w| pids.contains(&w.pid))
+        .map(|w| w.id)
+        .collect();
+    if ids.is_empty() {
+        return 0;
+    }
+    let drained = match client.drain_workers(&ids).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("cannot drain workers {ids:?}: {e}");
+            return 0;
+        }
+    };
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let Ok(snap) = client.snapshot().await else {
+            break;
+        };
+        let busy = snap
+            .workers
+            .iter()
+            .any(|w| drained.contains(&w.id) && w.assigned > 0);
+        if !busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drained.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_agent_runs_the_roles_it_hosts() {
+        let a = recorded_agent(Path::new("/opt/bin/corral-agent"));
+        assert!(a.prefix.is_empty());
+        // `corral` itself hosts the roles behind `corral agent`.
+        let c = recorded_agent(Path::new("/opt/bin/corral"));
+        assert_eq!(c.prefix, vec!["agent".to_string()]);
+        assert_eq!(c.program, PathBuf::from("/opt/bin/corral"));
+    }
+}
