@@ -388,6 +388,17 @@ fn render_fields(fields: &BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
+/// Holds the test bed for one test at a time within a test binary. Under nextest every test is
+/// its own process and the `slurm` test group (`.config/nextest.toml`) serialises them; under
+/// plain `cargo test` a binary's tests are threads of one process, and this lock does it.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding the bed leaves the lock poisoned; the next test may
+    // still use the bed.
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,15 +465,4 @@ mod tests {
         assert_eq!(parse_parsable_job_id("42;cluster2\n"), Some(42));
         assert_eq!(parse_parsable_job_id("sbatch: error\n"), None);
     }
-}
-
-/// Holds the test bed for one test at a time within a test binary. Under nextest every test is
-/// its own process and the `slurm` test group (`.config/nextest.toml`) serialises them; under
-/// plain `cargo test` a binary's tests are threads of one process, and this lock does it.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // A test that panicked while holding the bed leaves the lock poisoned; the next test may
-    // still use the bed.
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
