@@ -13,6 +13,7 @@
 //!   and its plot (`chart`: the runtime plot as SVG and PNG).
 //! - `local`: the local backend (agents as detached processes on this machine).
 //! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
+//! - `query_flags`: the query flags (`--by`, aggregates, files) shared by agg, query and sweep.
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 //! - `sweep`: the scaling sweep (one query at 1, 2, 4, … cores), shared by the TUI and `corral sweep`.
 
@@ -21,6 +22,7 @@ mod chart;
 mod cli;
 mod cmd;
 mod local;
+mod query_flags;
 mod report;
 mod slurm_backend;
 mod sweep;

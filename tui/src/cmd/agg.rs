@@ -8,44 +8,17 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use corral_core::aggregate::{self, AggOp, Aggregate, Column, ExecOptions, Query, QueryResult};
+use corral_core::aggregate::{self, ExecOptions, Query, QueryResult};
+
+use crate::query_flags::QueryFlags;
 
 #[derive(Debug, clap::Args)]
 pub struct AggArgs {
-    /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
-    /// indices with --no-header.
-    #[arg(
-        long = "by",
-        value_name = "COL",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub by: Vec<String>,
-    /// Count rows per group (the default when no other aggregate is asked for).
-    #[arg(long)]
-    pub count: bool,
-    /// Sum of a numeric column (exact for plain decimals).
-    #[arg(long, value_name = "COL")]
-    pub sum: Vec<String>,
-    /// Mean of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub mean: Vec<String>,
-    /// Minimum of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub min: Vec<String>,
-    /// Maximum of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub max: Vec<String>,
+    #[command(flatten)]
+    pub query: QueryFlags,
     /// Threads (default: SLURM_CPUS_PER_TASK, else the cores this process may use).
     #[arg(long, value_name = "N")]
     pub threads: Option<NonZeroUsize>,
-    /// Fail on the first bad row instead of counting it.
-    #[arg(long)]
-    pub strict: bool,
-    /// The files have no header line; columns are 0-based indices.
-    #[arg(long)]
-    pub no_header: bool,
     /// Print one JSON object on stdout (result, bad rows, timing) and nothing on stderr.
     #[arg(long)]
     pub json: bool,
@@ -55,9 +28,6 @@ pub struct AggArgs {
     /// Partition size in bytes (default 8 MiB).
     #[arg(long, hide = true, value_name = "BYTES")]
     pub partition_bytes: Option<u64>,
-    /// CSV files or glob patterns (quote globs to let corral expand them).
-    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
-    pub inputs: Vec<String>,
 }
 
 /// `--json`: the result plus how it was computed.
@@ -98,53 +68,9 @@ fn memory() -> Memory {
     }
 }
 
-fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
-    if no_header {
-        let i = s
-            .trim()
-            .parse::<usize>()
-            .with_context(|| format!("with --no-header columns are 0-based indices, not {s:?}"))?;
-        Ok(Column::Index(i))
-    } else {
-        Ok(Column::Name(s.to_string()))
-    }
-}
-
-fn query(args: &AggArgs) -> anyhow::Result<Query> {
-    let col = |s: &String| column(s, args.no_header);
-    let mut aggregates = Vec::new();
-    let others = [
-        (AggOp::Sum, &args.sum),
-        (AggOp::Mean, &args.mean),
-        (AggOp::Min, &args.min),
-        (AggOp::Max, &args.max),
-    ];
-    if args.count || others.iter().all(|(_, v)| v.is_empty()) {
-        aggregates.push(Aggregate {
-            op: AggOp::Count,
-            column: None,
-        });
-    }
-    for (op, cols) in others {
-        for c in cols {
-            aggregates.push(Aggregate {
-                op,
-                column: Some(col(c)?),
-            });
-        }
-    }
-    Ok(Query {
-        inputs: args.inputs.clone(),
-        group_by: args.by.iter().map(col).collect::<anyhow::Result<_>>()?,
-        aggregates,
-        has_header: !args.no_header,
-        strict: args.strict,
-    })
-}
-
 pub fn run(args: AggArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
-    let q = query(&args)?;
+    let q = args.query.query(args.query.inputs.clone())?;
     let part = args
         .partition_bytes
         .unwrap_or(aggregate::LOCAL_PARTITION_BYTES);

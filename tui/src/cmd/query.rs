@@ -7,101 +7,26 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use corral_core::aggregate::{AggOp, Aggregate, Column, Query, QueryResult};
+use corral_core::aggregate::{Query, QueryResult};
 use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::protocol::{QueryOptions, QueryReport, RerunNote, RerunReason};
 
 use crate::local;
+use crate::query_flags::QueryFlags;
 
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
     /// The cluster to run on.
     pub name: String,
-    /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
-    /// indices with --no-header.
-    #[arg(
-        long = "by",
-        value_name = "COL",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub by: Vec<String>,
-    /// Count rows per group (the default when no other aggregate is asked for).
-    #[arg(long)]
-    pub count: bool,
-    /// Sum of a numeric column (exact for plain decimals).
-    #[arg(long, value_name = "COL")]
-    pub sum: Vec<String>,
-    /// Mean of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub mean: Vec<String>,
-    /// Minimum of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub min: Vec<String>,
-    /// Maximum of a numeric column.
-    #[arg(long, value_name = "COL")]
-    pub max: Vec<String>,
-    /// Fail on the first bad row instead of counting it.
-    #[arg(long)]
-    pub strict: bool,
-    /// The files have no header line; columns are 0-based indices.
-    #[arg(long)]
-    pub no_header: bool,
+    #[command(flatten)]
+    pub query: QueryFlags,
     /// Print one JSON object on stdout (result, workers, cores, timing, re-runs).
     #[arg(long)]
     pub json: bool,
     /// Partition size in bytes (default: the coordinator's, 64 MiB).
     #[arg(long, hide = true, value_name = "BYTES")]
     pub partition_bytes: Option<u64>,
-    /// CSV files or glob patterns (quote globs to let corral expand them).
-    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
-    pub inputs: Vec<String>,
-}
-
-fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
-    if no_header {
-        let i = s
-            .trim()
-            .parse::<usize>()
-            .with_context(|| format!("with --no-header columns are 0-based indices, not {s:?}"))?;
-        Ok(Column::Index(i))
-    } else {
-        Ok(Column::Name(s.to_string()))
-    }
-}
-
-/// The query the flags describe (`corral sweep` takes the same flags).
-pub(crate) fn query(args: &QueryArgs, inputs: Vec<String>) -> anyhow::Result<Query> {
-    let col = |s: &String| column(s, args.no_header);
-    let mut aggregates = Vec::new();
-    let others = [
-        (AggOp::Sum, &args.sum),
-        (AggOp::Mean, &args.mean),
-        (AggOp::Min, &args.min),
-        (AggOp::Max, &args.max),
-    ];
-    if args.count || others.iter().all(|(_, v)| v.is_empty()) {
-        aggregates.push(Aggregate {
-            op: AggOp::Count,
-            column: None,
-        });
-    }
-    for (op, cols) in others {
-        for c in cols {
-            aggregates.push(Aggregate {
-                op,
-                column: Some(col(c)?),
-            });
-        }
-    }
-    Ok(Query {
-        inputs,
-        group_by: args.by.iter().map(col).collect::<anyhow::Result<_>>()?,
-        aggregates,
-        has_header: !args.no_header,
-        strict: args.strict,
-    })
 }
 
 /// `--json`: the result plus how the cluster computed it.
@@ -257,8 +182,8 @@ pub(crate) async fn submit(
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let inputs = resolve_inputs(&args.inputs, &cwd)?;
-    let q = query(&args, inputs)?;
+    let inputs = resolve_inputs(&args.query.inputs, &cwd)?;
+    let q = args.query.query(inputs)?;
     let dir = ClusterDir::open(&args.name)?;
     let options = QueryOptions {
         partition_bytes: args.partition_bytes,

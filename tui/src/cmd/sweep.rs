@@ -13,7 +13,7 @@ use corral_core::cluster_dir::ClusterDir;
 use corral_core::protocol::QueryOptions;
 use corral_core::scaling::{self, Analysis, Point};
 
-use crate::cmd::query::{QueryArgs, query};
+use crate::cmd::query::QueryArgs;
 use crate::local;
 use crate::sweep::{self, Step};
 
@@ -63,8 +63,8 @@ enum End {
 pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let qa = &args.query;
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let inputs = resolve_inputs(&qa.inputs, &cwd)?;
-    let q = query(qa, inputs)?;
+    let inputs = resolve_inputs(&qa.query.inputs, &cwd)?;
+    let q = qa.query.query(inputs)?;
     let dir = ClusterDir::open(&qa.name)?;
     let options = QueryOptions {
         partition_bytes: qa.partition_bytes,

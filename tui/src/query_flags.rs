@@ -1,0 +1,89 @@
+//! The flags that describe a group-by query, one definition for every command that takes one
+//! (`corral agg`, `corral query`, `corral sweep`), and the [`Query`] they describe.
+
+use anyhow::Context;
+use corral_core::aggregate::{AggOp, Aggregate, Column, Query};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryFlags {
+    /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
+    /// indices with --no-header.
+    #[arg(
+        long = "by",
+        value_name = "COL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub by: Vec<String>,
+    /// Count rows per group (the default when no other aggregate is asked for).
+    #[arg(long)]
+    pub count: bool,
+    /// Sum of a numeric column (exact for plain decimals).
+    #[arg(long, value_name = "COL")]
+    pub sum: Vec<String>,
+    /// Mean of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub mean: Vec<String>,
+    /// Minimum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub min: Vec<String>,
+    /// Maximum of a numeric column.
+    #[arg(long, value_name = "COL")]
+    pub max: Vec<String>,
+    /// Fail on the first bad row instead of counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// The files have no header line; columns are 0-based indices.
+    #[arg(long)]
+    pub no_header: bool,
+    /// CSV files or glob patterns (quote globs to let corral expand them).
+    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
+    pub inputs: Vec<String>,
+}
+
+impl QueryFlags {
+    /// The query these flags describe, over `inputs` (the flags' own, or resolved ones).
+    pub fn query(&self, inputs: Vec<String>) -> anyhow::Result<Query> {
+        let col = |s: &String| column(s, self.no_header);
+        let mut aggregates = Vec::new();
+        let others = [
+            (AggOp::Sum, &self.sum),
+            (AggOp::Mean, &self.mean),
+            (AggOp::Min, &self.min),
+            (AggOp::Max, &self.max),
+        ];
+        if self.count || others.iter().all(|(_, v)| v.is_empty()) {
+            aggregates.push(Aggregate {
+                op: AggOp::Count,
+                column: None,
+            });
+        }
+        for (op, cols) in others {
+            for c in cols {
+                aggregates.push(Aggregate {
+                    op,
+                    column: Some(col(c)?),
+                });
+            }
+        }
+        Ok(Query {
+            inputs,
+            group_by: self.by.iter().map(col).collect::<anyhow::Result<_>>()?,
+            aggregates,
+            has_header: !self.no_header,
+            strict: self.strict,
+        })
+    }
+}
+
+fn column(s: &str, no_header: bool) -> anyhow::Result<Column> {
+    if no_header {
+        let i = s
+            .trim()
+            .parse::<usize>()
+            .with_context(|| format!("with --no-header columns are 0-based indices, not {s:?}"))?;
+        Ok(Column::Index(i))
+    } else {
+        Ok(Column::Name(s.to_string()))
+    }
+}
