@@ -150,13 +150,22 @@ fn secs_label(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// `m × 10^d`, dividing for negative `d` so that 0.7 is 0.7 (7 × 0.1 is not).
+fn decade(m: f64, d: i32) -> f64 {
+    if d < 0 {
+        m / 10f64.powi(-d)
+    } else {
+        m * 10f64.powi(d)
+    }
+}
+
 /// Runtime ticks: 1-2-5 per decade (only the decades when there would be too many).
 fn runtime_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let mut ticks = Vec::new();
     let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     for d in d0..=d1 {
         for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powi(d);
+            let v = decade(m, d);
             if v >= lo && v <= hi {
                 ticks.push(v);
             }
@@ -170,7 +179,7 @@ fn runtime_ticks(lo: f64, hi: f64) -> Vec<f64> {
         ticks.clear();
         for d in d0..=d1 {
             for m in [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0] {
-                let v = m * 10f64.powi(d);
+                let v = decade(m, d);
                 if v >= lo && v <= hi {
                     ticks.push(v);
                 }
