@@ -127,3 +127,91 @@ fn local_cluster_from_the_wizard_to_cancel() {
     session.keys(&["q"]);
     session.wait_for("the TUI to exit", long, |s| !s.contains("corral ·"));
 }
+
+/// `corral demo` in a terminal: the dashboard of its local cluster with the query already
+/// running and exact, and quitting the TUI stops that cluster.
+#[test]
+fn demo_opens_the_dashboard_and_quitting_stops_its_cluster() {
+    if !tmux::require() {
+        return;
+    }
+    let tmp = shared_tempdir("tui-demo");
+    let (state, cache, config) = (
+        tmp.path().join("state"),
+        tmp.path().join("cache"),
+        tmp.path().join("config"),
+    );
+    let corral = bins::corral();
+    let cmd = format!(
+        "env XDG_STATE_HOME={} XDG_CACHE_HOME={} XDG_CONFIG_HOME={} {} demo --rows-per-file 20000 --no-mouse; sleep 600",
+        sh_quote(&state.display().to_string()),
+        sh_quote(&cache.display().to_string()),
+        sh_quote(&config.display().to_string()),
+        sh_quote(&corral.display().to_string())
+    );
+    let mut session = Session::start("tui-demo", 120, 36, &cmd);
+    let mut down = Command::new(&corral);
+    down.args(["down", "demo"]).env("XDG_STATE_HOME", &state);
+    session.on_drop(down);
+    let long = Duration::from_secs(120);
+    session.wait_text("demo · dashboard", long);
+    session.wait_text("quitting stops demo", long);
+    let expected = expected_counts(&cache.join("corral/demo"));
+    session.wait_for("the exact counts", long, |s| {
+        expected.iter().all(|(k, n)| shows_count(s, k, *n))
+    });
+    let cluster_dir = state.join("corral/clusters/demo");
+    assert!(
+        !processes_for(&cluster_dir).is_empty(),
+        "the demo cluster runs"
+    );
+
+    // q detaches to Home (the demo cluster listed), q again quits and stops it.
+    session.keys(&["q"]);
+    session.wait_text("Clusters", long);
+    session.keys(&["q"]);
+    session.wait_text("cluster demo stopped", long);
+    assert!(
+        corral_tests::cluster::wait_for(Duration::from_secs(10), || processes_for(&cluster_dir)
+            .is_empty()),
+        "processes of the demo cluster still run: {:?}",
+        processes_for(&cluster_dir)
+    );
+}
+
+/// `corral up --local` in a terminal hands over to the dashboard; quitting the TUI leaves the
+/// cluster running.
+#[test]
+fn up_in_a_terminal_hands_over_to_the_dashboard() {
+    if !tmux::require() {
+        return;
+    }
+    let tmp = shared_tempdir("tui-up");
+    let (state, config) = (tmp.path().join("state"), tmp.path().join("config"));
+    let corral = bins::corral();
+    let cmd = format!(
+        "env XDG_STATE_HOME={} XDG_CONFIG_HOME={} {} up --local --name handover --workers 2 --cores 1 --no-mouse; sleep 600",
+        sh_quote(&state.display().to_string()),
+        sh_quote(&config.display().to_string()),
+        sh_quote(&corral.display().to_string())
+    );
+    let mut session = Session::start("tui-up", 120, 36, &cmd);
+    let mut down = Command::new(&corral);
+    down.args(["down", "handover"])
+        .env("XDG_STATE_HOME", &state);
+    session.on_drop(down);
+    let long = Duration::from_secs(60);
+    session.wait_text("handover · dashboard", long);
+    session.wait_text("workers=2 cores=2", long);
+    session.keys(&["q"]);
+    session.wait_text("Clusters", long);
+    session.keys(&["q"]);
+    // Back on the shell: the printed summary is still there, and the cluster still runs.
+    session.wait_text("cluster handover is up (local)", long);
+    let cluster_dir = state.join("corral/clusters/handover");
+    assert_eq!(
+        processes_for(&cluster_dir).len(),
+        3,
+        "coordinator and 2 workers"
+    );
+}

@@ -18,6 +18,8 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
     let Some(bed) = slurm::require() else {
         return;
     };
+    // One test at a time on the bed (see `slurm::exclusive`).
+    let _bed = slurm::exclusive();
     if !tmux::require() {
         return;
     }
@@ -145,4 +147,58 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
     session.wait_text("ended", long);
     session.keys(&["q"]);
     session.wait_for("the TUI to exit", long, |s| !s.contains("corral ·"));
+}
+
+/// `corral up` in a terminal hands over to the TUI once submitted: the new cluster's screen
+/// (pending, then the dashboard with every worker), and quitting leaves the cluster running.
+#[test]
+fn up_in_a_terminal_hands_over_to_the_tui() {
+    let Some(bed) = slurm::require() else {
+        return;
+    };
+    // One test at a time on the bed (see `slurm::exclusive`).
+    let _bed = slurm::exclusive();
+    if !tmux::require() {
+        return;
+    }
+    let tmp = shared_tempdir("tui-slurm-up");
+    let (state, config) = (tmp.path().join("state"), tmp.path().join("config"));
+    let corral = bins::corral();
+    bins::corral_agent();
+    let name = format!("tui-u{}", std::process::id());
+    let job_name = format!("corral-{name}");
+    let env: String = bed
+        .env()
+        .iter()
+        .filter(|(k, _)| k != "SLURM_JWT")
+        .map(|(k, v)| format!("{k}={} ", sh_quote(v)))
+        .collect();
+    let cmd = format!(
+        "env -u SLURM_JWT {env}XDG_STATE_HOME={} XDG_CONFIG_HOME={} {} up --name {name} --workers 2 --cores 1 --days 1 --yes --no-mouse; sleep 600",
+        sh_quote(&state.display().to_string()),
+        sh_quote(&config.display().to_string()),
+        sh_quote(&corral.display().to_string())
+    );
+    let mut session = Session::start("tui-slurm-up", 120, 36, &cmd);
+    let mut down = bed.command(&corral);
+    down.args(["down", &name])
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_CONFIG_HOME", &config);
+    session.on_drop(down);
+    let mut scancel = bed.command("scancel");
+    scancel.args(["-n", &job_name]);
+    session.on_drop(scancel);
+
+    let long = Duration::from_secs(90);
+    session.wait_text(&format!("{name} · "), long);
+    session.wait_text("workers=2 cores=2", long);
+    session.wait_text("✓ authenticated", long);
+    session.keys(&["q"]);
+    session.wait_text("Clusters", long);
+    session.keys(&["q"]);
+    session.wait_text(&format!("Cluster {name} keeps running"), long);
+    let jobs = bed
+        .run_ok("squeue", &["-h", "-n", &job_name, "-o", "%T"])
+        .expect("squeue");
+    assert_eq!(jobs.stdout.trim(), "RUNNING", "{jobs:?}");
 }

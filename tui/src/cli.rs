@@ -93,28 +93,39 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Attach { name }) => Some(crate::app::Start::Attach(name.clone())),
         _ => None,
     };
+    let ui = crate::app::runtime::Ui {
+        color: cli.color,
+        mouse: !cli.no_mouse,
+    };
     if let Some(start) = start {
-        let opts = crate::app::Options {
-            start,
-            color: cli.color,
-            mouse: !cli.no_mouse,
-        };
-        crate::app::run(opts)?;
+        crate::app::run(ui.options(start))?;
         return Ok(ExitCode::SUCCESS);
     }
-    corral_core::logging::init(corral_core::logging::LogTarget::Stderr, "warn")?;
+    // Commands that hand over to the terminal UI log to its file from the start: a line on
+    // stderr would land on the screen the UI draws.
+    let hands_over = match &cli.command {
+        Some(Command::Demo(args)) => args.opens_tui(),
+        Some(Command::Up(args)) => args.opens_tui(),
+        _ => false,
+    };
+    if hands_over {
+        let log = corral_core::paths::state_dir().join("logs").join("tui.log");
+        corral_core::logging::init(corral_core::logging::LogTarget::File(&log), "info")?;
+    } else {
+        corral_core::logging::init(corral_core::logging::LogTarget::Stderr, "warn")?;
+    }
     // Broken config is reported before any work, naming the file and key.
     let _config = corral_core::config::Config::load()?;
     match cli.command {
         Some(Command::Gen(GenCommand::Taxi(args))) => cmd::gen_taxi::run(args),
         Some(Command::Agg(args)) => cmd::agg::run(args),
-        Some(Command::Up(args)) => cmd::up::run(args),
+        Some(Command::Up(args)) => cmd::up::run(args, ui),
         Some(Command::Query(args)) => cmd::query::run(args),
         Some(Command::Status(args)) => cmd::status::run(args),
         Some(Command::Scale(args)) => cmd::scale::run(args),
         Some(Command::Down(args)) => cmd::down::run(args),
         Some(Command::Ls(args)) => cmd::ls::run(args),
-        Some(Command::Demo(args)) => cmd::demo::run(args),
+        Some(Command::Demo(args)) => cmd::demo::run(args, ui),
         Some(Command::Batch(args)) => cmd::batch::run(args),
         Some(Command::History(args)) => cmd::history::run(args),
         Some(Command::Sweep(args)) => cmd::sweep::run(args),

@@ -49,6 +49,9 @@ pub struct UpRequest {
     pub yes: bool,
     pub no_wait: bool,
     pub timeout: Option<Duration>,
+    /// Once submitted, hand over to the terminal UI (attached to the new cluster: pending,
+    /// then the dashboard) instead of following the job here in print.
+    pub tui: Option<crate::app::Options>,
 }
 
 /// `corral up` on SLURM.
@@ -103,6 +106,14 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
 
     let (dir, job) = create_and_submit(&slurm, &spec, &agent)?;
     println!("Submitted job {} (corral-{}).", job.id, spec.name);
+    if let Some(opts) = req.tui {
+        crate::app::run(opts)?;
+        println!(
+            "Cluster {0} keeps running: `corral attach {0}` shows it again, `corral down {0}` stops it.",
+            spec.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if req.no_wait {
         println!(
             "Follow it with `corral status {0}`; stop it with `corral down {0}`.",

@@ -41,6 +41,23 @@ pub struct Options {
     pub mouse: bool,
 }
 
+/// How the TUI looks (`--color`, `--no-mouse`), for commands that hand over to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub color: ColorChoice,
+    pub mouse: bool,
+}
+
+impl Ui {
+    pub fn options(self, start: Start) -> Options {
+        Options {
+            start,
+            color: self.color,
+            mouse: self.mouse,
+        }
+    }
+}
+
 /// How many messages may wait for `update`; producers wait when it is full (backpressure
 /// rather than unbounded memory when a cluster floods snapshots).
 const CHANNEL: usize = 256;
@@ -65,10 +82,16 @@ pub fn use_color(choice: ColorChoice, no_color_env: Option<&str>, config: &str) 
     }
 }
 
+/// Whether the TUI can run here: stdin and stdout are a terminal. Commands that hand over to
+/// the TUI (`corral demo`, `corral up`) print instead when this is false.
+pub fn has_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
 /// Runs the TUI until the user quits. Clusters keep running.
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let config = Config::load()?;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+    if !has_terminal() {
         anyhow::bail!(
             "corral's terminal UI needs a terminal; for scripts use the subcommands (corral --help)"
         );

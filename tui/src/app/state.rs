@@ -213,6 +213,9 @@ pub struct App {
     pub color: bool,
     /// Where cluster directories live, as the security notice names it (`~/.local/state/…`).
     pub clusters_dir_display: String,
+    /// The cluster this session stops when it quits (`corral demo`'s own); the title bar
+    /// says so, since everywhere else quitting leaves clusters running.
+    pub stops_on_quit: Option<String>,
     pub quit: bool,
 }
 
@@ -231,6 +234,7 @@ impl App {
             defaults,
             color: true,
             clusters_dir_display: "~/.local/state/corral/clusters".into(),
+            stops_on_quit: None,
             quit: false,
         }
     }

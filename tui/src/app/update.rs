@@ -3,6 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind};
 
+use corral_core::aggregate::Query;
 use corral_core::scaling;
 
 use super::keymap::{self, Action, Context};
@@ -16,16 +17,28 @@ use super::wizard::{FIELDS, SlurmReach, WizField, Wizard};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
     Home,
-    /// `corral attach NAME`.
+    /// `corral attach NAME`, and `corral up` once it has submitted.
     Attach(String),
+    /// `corral demo`: the dashboard of the demo's own local cluster with `query` already
+    /// running. The demo stops that cluster when the TUI quits, and the TUI says so.
+    Demo {
+        name: String,
+        query: Query,
+    },
 }
 
 impl App {
     /// The first commands: the cluster list, and the attach asked for on the command line.
     pub fn init(&mut self, start: Start) -> Vec<Cmd> {
         let mut cmds = vec![Cmd::ListClusters];
-        if let Start::Attach(name) = start {
-            cmds.extend(self.attach(name, None, ClusterState::Unknown));
+        match start {
+            Start::Home => {}
+            Start::Attach(name) => cmds.extend(self.attach(name, None, ClusterState::Unknown)),
+            Start::Demo { name, query } => {
+                self.stops_on_quit = Some(name.clone());
+                cmds.extend(self.attach(name, Some(Backend::Local), ClusterState::Running));
+                cmds.extend(self.run_query(query));
+            }
         }
         cmds
     }
@@ -87,7 +100,14 @@ impl App {
                     {
                         a.ended = Some(format!("job {} is {}", status.job_id, status.state));
                     }
+                    let waits = matches!(status.state.as_str(), "PENDING" | "CONFIGURING")
+                        && !a.snapshot.as_ref().is_some_and(|s| s.authenticated);
                     a.job = Some(status);
+                    // Attached without knowing the state (`corral attach`, `corral up`): a job
+                    // that still waits belongs on Pending, which opens the dashboard by itself.
+                    if waits && self.screen() == Screen::Dashboard {
+                        self.replace_top(Screen::Pending);
+                    }
                 }
                 Vec::new()
             }
@@ -749,23 +769,28 @@ impl App {
                 Err(e) => form.error = Some(e),
                 Ok(query) => {
                     self.popup = None;
-                    let Some(a) = self.attached.as_mut() else {
-                        return Vec::new();
-                    };
-                    a.last_query = Some(query.clone());
-                    a.query_running = true;
-                    a.progress = None;
-                    a.result = None;
-                    a.focus = super::state::Pane::Tasks;
-                    return vec![Cmd::RunQuery {
-                        name: a.name.clone(),
-                        query,
-                    }];
+                    return self.run_query(query);
                 }
             },
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Runs `query` on the attached cluster; the tasks pane follows it.
+    fn run_query(&mut self, query: Query) -> Vec<Cmd> {
+        let Some(a) = self.attached.as_mut() else {
+            return Vec::new();
+        };
+        a.last_query = Some(query.clone());
+        a.query_running = true;
+        a.progress = None;
+        a.result = None;
+        a.focus = super::state::Pane::Tasks;
+        vec![Cmd::RunQuery {
+            name: a.name.clone(),
+            query,
+        }]
     }
 
     fn ask_action(&mut self, action: Action) -> Vec<Cmd> {

@@ -2,8 +2,9 @@
 //! into the cache directory (once; reused while its `expected.json` matches), starts a local
 //! cluster of two workers, runs `payment_type.value_counts()` on it, prints the counts like
 //! pandas with the workers, cores and timing, checks every count against `expected.json`, and
-//! shuts the cluster down. (When the terminal UI can show a dashboard, the demo opens it;
-//! `--no-tui` keeps this printed form.)
+//! shuts the cluster down. In a terminal it opens the TUI's dashboard on that cluster instead,
+//! with the query already running, and stops the cluster when the TUI quits; `--no-tui` (or no
+//! terminal) keeps the printed form.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -33,7 +34,8 @@ const DIRTY: f64 = 0.001;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Print the result instead of opening the terminal UI (the only form for now).
+    /// Print the result instead of opening the terminal UI's dashboard (also what happens
+    /// when stdout is not a terminal).
     #[arg(long)]
     pub no_tui: bool,
     /// Workers of the demo cluster.
@@ -42,6 +44,13 @@ pub struct DemoArgs {
     /// Rows per demo file (tests use fewer).
     #[arg(long, hide = true, default_value_t = ROWS_PER_FILE)]
     pub rows_per_file: u64,
+}
+
+impl DemoArgs {
+    /// Whether this demo shows the terminal UI (a terminal, and no `--no-tui`).
+    pub fn opens_tui(&self) -> bool {
+        !self.no_tui && crate::app::runtime::has_terminal()
+    }
 }
 
 fn data_dir() -> PathBuf {
@@ -165,8 +174,7 @@ fn clear_old_cluster() -> anyhow::Result<()> {
         .with_context(|| format!("cannot remove the old demo cluster {}", path.display()))
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let _ = args.no_tui;
+pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -203,6 +211,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         cores,
         if cores == 1 { "" } else { "s" }
     );
+    if args.opens_tui() {
+        return run_tui(&lspec, files, ui);
+    }
     local::block_on(async move {
         let mut started = local::start(&lspec).await?;
         let q = Query::value_counts(files, Column::Name("payment_type".into()));
@@ -254,4 +265,42 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         })
     })?
+}
+
+/// The dashboard form: the TUI on the demo cluster with the query already running; the
+/// cluster is the demo's own, so it is stopped when the TUI quits, however it quits.
+fn run_tui(
+    lspec: &LocalSpec,
+    files: Vec<String>,
+    ui: crate::app::runtime::Ui,
+) -> anyhow::Result<ExitCode> {
+    let mut started = local::block_on(local::start(lspec))??;
+    let query = Query::value_counts(files, Column::Name("payment_type".into()));
+    let shown = crate::app::run(ui.options(crate::app::Start::Demo {
+        name: NAME.into(),
+        query,
+    }));
+    // Scaling in the TUI may have added workers: stop what spec.json lists now.
+    let mut record = ClusterRecord::load(&started.dir).unwrap_or(started.record.clone());
+    if record.stopped.is_none() {
+        match local::block_on(local::stop(&started.dir, &mut record))? {
+            Ok(s) => println!(
+                "cluster {NAME} stopped ({} processes exited{})",
+                s.exited,
+                if s.killed + s.terminated > 0 {
+                    format!(", {} had to be signalled", s.killed + s.terminated)
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => eprintln!("corral: warning: stopping the demo cluster: {e:#}"),
+        }
+    } else {
+        println!("cluster {NAME} was stopped from the dashboard");
+    }
+    for c in &mut started.children {
+        let _ = c.wait();
+    }
+    shown?;
+    Ok(ExitCode::SUCCESS)
 }

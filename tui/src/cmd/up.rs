@@ -52,17 +52,28 @@ pub struct UpArgs {
     /// Print the summary as one JSON object (local clusters).
     #[arg(long)]
     pub json: bool,
+    /// Follow the cluster here in print instead of handing over to the terminal UI (which
+    /// happens only when stdin and stdout are a terminal, without --json or --no-wait).
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
-pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    if args.local {
-        run_local(args)
-    } else {
-        run_slurm(args)
+impl UpArgs {
+    /// Whether `corral up` hands over to the terminal UI once the cluster is submitted.
+    pub fn opens_tui(&self) -> bool {
+        !self.no_tui && !self.json && !self.no_wait && crate::app::runtime::has_terminal()
     }
 }
 
-fn run_slurm(args: UpArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
+    if args.local {
+        run_local(args, ui)
+    } else {
+        run_slurm(args, ui)
+    }
+}
+
+fn run_slurm(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
     let flags = SizeFlags {
         workers: args.workers,
@@ -80,6 +91,9 @@ fn run_slurm(args: UpArgs) -> anyhow::Result<ExitCode> {
         yes: args.yes,
         no_wait: args.no_wait,
         timeout,
+        tui: args
+            .opens_tui()
+            .then(|| ui.options(crate::app::Start::Attach(args.name.clone()))),
     })
 }
 
@@ -148,7 +162,7 @@ struct Summary<'a> {
     dir: String,
 }
 
-fn run_local(args: UpArgs) -> anyhow::Result<ExitCode> {
+fn run_local(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
     let workers = args.workers.unwrap_or(config.defaults.workers);
     let cores = args.cores.unwrap_or(config.defaults.cores);
@@ -205,6 +219,11 @@ fn run_local(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
         println!("  watch:  corral status {}", args.name);
         println!("  stop:   corral down {}", args.name);
+    }
+    if args.opens_tui() {
+        // The summary stays on the terminal under the TUI's screen; quitting leaves the
+        // cluster running.
+        crate::app::run(ui.options(crate::app::Start::Attach(args.name.clone())))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -107,6 +107,12 @@ fn dashboard() {
         input: "4".into(),
     });
     snap("dashboard_scale", &ask);
+    // `corral demo`: the title bar says that quitting stops the demo's own cluster.
+    let mut demo = fixtures::dashboard(9);
+    demo.stops_on_quit = Some("taxi".into());
+    snap("dashboard_demo", &demo);
+    let t = text(&draw(&demo, 80, 24));
+    assert!(t.contains("quitting stops taxi"), "{t}");
     let mut logs = fixtures::dashboard(9);
     logs.popup = Some(Popup::Logs {
         lines: vec![

@@ -585,3 +585,83 @@ fn idle_screens_do_not_tick() {
     assert_eq!(app.tick_interval(), None);
     assert!(fixtures::pending().tick_interval().is_some());
 }
+
+#[test]
+fn demo_opens_the_dashboard_with_the_query_running_and_owns_the_cluster() {
+    let mut app = fixtures::app();
+    let query = fixtures::taxi_query();
+    let cmds = app.init(Start::Demo {
+        name: "demo".into(),
+        query: query.clone(),
+    });
+    assert_eq!(
+        cmds,
+        vec![
+            Cmd::ListClusters,
+            Cmd::Attach {
+                name: "demo".into()
+            },
+            Cmd::RunQuery {
+                name: "demo".into(),
+                query: query.clone()
+            },
+        ]
+    );
+    assert_eq!(app.screen(), Screen::Dashboard);
+    assert_eq!(app.stops_on_quit.as_deref(), Some("demo"));
+    let a = app.attached.as_ref().expect("attached");
+    assert_eq!(a.backend, Backend::Local);
+    assert!(a.query_running);
+    assert_eq!(a.focus, Pane::Tasks);
+    assert_eq!(a.last_query.as_ref(), Some(&query));
+    // `r` offers the running query again; `s` can sweep it.
+    ch(&mut app, 'r');
+    assert!(matches!(app.popup, Some(Popup::QueryForm(_))));
+    // A plain attach owns nothing: quitting leaves clusters running.
+    let mut plain = fixtures::app();
+    plain.init(Start::Attach("taxi".into()));
+    assert_eq!(plain.stops_on_quit, None);
+}
+
+fn pending_job(state: &str) -> JobStatusView {
+    JobStatusView {
+        job_id: 1070,
+        state: state.into(),
+        reason_code: "Priority".into(),
+        reason: "waiting for higher-priority jobs".into(),
+        never_starts: false,
+        submitted_at: Some(NOW - 5),
+    }
+}
+
+#[test]
+fn attaching_to_a_job_that_still_waits_shows_pending_then_the_dashboard() {
+    // `corral up` hands over right after sbatch: the state is not known yet.
+    let mut app = fixtures::app();
+    app.init(Start::Attach("fresh".into()));
+    assert_eq!(app.screen(), Screen::Dashboard);
+    app.update(Msg::JobStatus {
+        name: "fresh".into(),
+        status: pending_job("PENDING"),
+    });
+    assert_eq!(app.screen(), Screen::Pending);
+    // Running with the coordinator connected: the dashboard opens by itself.
+    let mut snap = fixtures::snapshot(4);
+    snap.name = "fresh".into();
+    app.update(Msg::Snapshot(snap));
+    assert_eq!(app.screen(), Screen::Dashboard);
+    // A connected cluster stays on its dashboard whatever a stale job status says.
+    app.update(Msg::JobStatus {
+        name: "fresh".into(),
+        status: pending_job("PENDING"),
+    });
+    assert_eq!(app.screen(), Screen::Dashboard);
+    // Another cluster's status changes nothing.
+    let mut other = fixtures::app();
+    other.init(Start::Attach("fresh".into()));
+    other.update(Msg::JobStatus {
+        name: "elsewhere".into(),
+        status: pending_job("PENDING"),
+    });
+    assert_eq!(other.screen(), Screen::Dashboard);
+}

@@ -88,7 +88,13 @@ fn title_bar(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         Span::raw(screen_title(app)),
     ]);
     frame.render_widget(Paragraph::new(line), area);
-    let right = Line::from(vec![Span::styled("?", theme.key()), Span::raw(" help ")]);
+    let mut right = Vec::new();
+    if let Some(name) = &app.stops_on_quit {
+        right.push(Span::styled(format!("quitting stops {name}"), theme.warn()));
+        right.push(Span::raw(" · "));
+    }
+    right.extend([Span::styled("?", theme.key()), Span::raw(" help ")]);
+    let right = Line::from(right);
     frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
 }
 
