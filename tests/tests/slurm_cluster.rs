@@ -498,3 +498,33 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
         "{ls}"
     );
 }
+
+#[test]
+fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-walltime");
+    // One minute: SLURM ends the job at its limit (plus KillWait), whoever is connected.
+    let (out, _guard) = up(
+        &env,
+        &bed,
+        "brief",
+        &["--workers", "2", "--cores", "1", "--time", "1"],
+    );
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("#SBATCH --time=0-00:01:00"), "{out}");
+    let ended = wait_for(Duration::from_secs(150), || {
+        let s = run(&env, &bed, &["status", "brief", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
+    });
+    assert!(ended, "not shown as ended after its walltime");
+    let s = run(&env, &bed, &["status", "brief"]);
+    assert!(s.stdout.contains("reached its walltime"), "{s}");
+    let ls = run(&env, &bed, &["ls"]);
+    assert!(
+        ls.stdout.contains("brief") && ls.stdout.contains("ended"),
+        "{ls}"
+    );
+}

@@ -280,6 +280,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_controller_is_named_and_worth_retrying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let squeue = dir.path().join("squeue");
+        std::fs::write(
+            &squeue,
+            "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n",
+        )
+        .expect("write");
+        std::process::Command::new("chmod")
+            .args(["+x", &squeue.display().to_string()])
+            .status()
+            .expect("chmod");
+        let cli = SlurmCli::new(&SlurmConfig {
+            bin_dir: dir.path().display().to_string(),
+            ..SlurmConfig::default()
+        });
+        let err = cli.my_jobs().expect_err("controller down");
+        assert!(matches!(err, SlurmError::ControllerDown { .. }), "{err}");
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("not reachable"), "{err}");
+    }
+
+    #[test]
     fn a_failing_command_carries_its_stderr() {
         let cli = SlurmCli::new(&SlurmConfig::default());
         let err = cli
