@@ -204,7 +204,11 @@ fn up_in_a_terminal_hands_over_to_the_dashboard() {
     session.wait_text("handover · dashboard", long);
     session.wait_text("workers=2 cores=2", long);
     session.keys(&["q"]);
-    session.wait_text("Clusters", long);
+    // Home asks each running cluster's coordinator how many workers are connected.
+    session.wait_for("workers connected on Home", long, |s| {
+        s.lines()
+            .any(|l| l.contains("handover") && l.contains("running") && l.contains("2/2"))
+    });
     session.keys(&["q"]);
     // Back on the shell: the printed summary is still there, and the cluster still runs.
     session.wait_text("cluster handover is up (local)", long);

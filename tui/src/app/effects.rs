@@ -86,7 +86,17 @@ impl Effects {
         tracing::debug!(?cmd, "effect");
         match cmd {
             Cmd::Quit => {}
-            Cmd::ListClusters => self.blocking(|ctx| Msg::Clusters(list_clusters(ctx))),
+            Cmd::ListClusters => {
+                let tx = self.tx.clone();
+                let ctx = Arc::clone(&self.ctx);
+                self.tasks.spawn(async move {
+                    let mut rows = on_blocking(&ctx, list_clusters).await;
+                    if let Ok(rows) = &mut rows {
+                        fill_connected(rows).await;
+                    }
+                    let _ = tx.send(Msg::Clusters(rows)).await;
+                });
+            }
             Cmd::FetchLimits => self.blocking(|ctx| {
                 let r = ctx
                     .slurm
@@ -559,6 +569,67 @@ fn info_of(dir: ClusterDir) -> Info {
     let record = ClusterRecord::load(&dir).ok();
     let jobs = ClusterJobs::load(&dir).unwrap_or_default();
     Info { dir, record, jobs }
+}
+
+/// How long Home waits for one coordinator's worker count (connect, authenticate, one
+/// snapshot); one that takes longer shows `?` until the next refresh.
+const CONNECTED_WITHIN: Duration = Duration::from_millis(1500);
+/// How many coordinators Home asks at once.
+const CONNECTED_AT_ONCE: usize = 8;
+
+/// Fills "workers connected" of the running clusters: a short-lived connection and one
+/// snapshot each, at most [`CONNECTED_AT_ONCE`] at a time, each bounded by
+/// [`CONNECTED_WITHIN`]. Home refreshes every few seconds only while it shows, so nothing is
+/// held open in between (an open connection would keep the idle TUI waking for keep-alives).
+async fn fill_connected(rows: &mut [ClusterRow]) {
+    for r in rows.iter_mut() {
+        // No coordinator listens (yet, or any more): no worker is connected.
+        if matches!(
+            r.state,
+            ClusterState::Pending
+                | ClusterState::Starting
+                | ClusterState::Ended
+                | ClusterState::Failed
+        ) {
+            r.workers_connected = Some(0);
+        }
+    }
+    let mut todo = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.state == ClusterState::Running)
+        .map(|(i, r)| (i, r.name.clone()))
+        .collect::<Vec<_>>()
+        .into_iter();
+    // Owned by this task: dropping it (the task aborted on shutdown) aborts the lookups.
+    let mut asking = JoinSet::new();
+    loop {
+        while asking.len() < CONNECTED_AT_ONCE
+            && let Some((i, name)) = todo.next()
+        {
+            asking.spawn(async move {
+                let n = tokio::time::timeout(CONNECTED_WITHIN, live_workers(&name)).await;
+                (i, n.ok().flatten())
+            });
+        }
+        match asking.join_next().await {
+            Some(Ok((i, n))) => {
+                if let Some(row) = rows.get_mut(i) {
+                    row.workers_connected = n;
+                }
+            }
+            Some(Err(e)) => tracing::warn!("a worker count lookup failed: {e}"),
+            None => break,
+        }
+    }
+}
+
+/// The live workers of cluster `name`, from one snapshot of its coordinator.
+async fn live_workers(name: &str) -> Option<u32> {
+    let dir = ClusterDir::open(name).ok()?;
+    let client = ClusterClient::connect(&dir).await.ok()?;
+    let snap = client.snapshot().await.ok()?;
+    u32::try_from(snap.live_workers().count()).ok()
 }
 
 /// Every cluster directory → a Home row, with one `squeue` for all SLURM jobs.
