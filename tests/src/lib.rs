@@ -15,6 +15,8 @@
 
 pub mod bins;
 pub mod cluster;
+pub mod expect;
+pub mod on_slurm;
 pub mod process;
 pub mod slurm;
 pub mod tmux;

@@ -3,14 +3,14 @@
 //! `corral ls` shows the cluster down — also when CMD does not exist, and when corral itself is
 //! sent SIGTERM while CMD runs.
 
-mod batch_common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use batch_common::{counts_in, expected_counts, only_cluster, path_with_bins, processes_of};
 use corral_tests::cluster::{Env, wait_for};
+use corral_tests::expect::{
+    counts_in, expected_counts, only_cluster, path_with_bins, processes_of,
+};
 
 fn json(out: &corral_tests::process::Output) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))

@@ -6,64 +6,15 @@
 //! The test bed is shared: the `slurm` nextest group and `slurm::exclusive()` run these one at
 //! a time.
 
-mod batch_common;
-
-use std::process::Command;
 use std::time::Duration;
 
-use batch_common::{counts_in, expected_counts, only_cluster, path_with_bins, processes_of};
 use corral_tests::cluster::{Env, wait_for};
+use corral_tests::expect::{
+    counts_in, expected_counts, only_cluster, path_with_bins, processes_of,
+};
+use corral_tests::on_slurm::OnSlurm;
 use corral_tests::process::{self, Output};
-use corral_tests::slurm::{self, Slurm};
-
-/// `corral ARGS` with the test's state directory, the test bed's SLURM and this corral on PATH.
-fn corral(env: &Env, bed: &Slurm, args: &[&str]) -> Command {
-    let mut c = env.corral(args);
-    c.envs(bed.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PATH", path_with_bins());
-    c
-}
-
-fn run(env: &Env, bed: &Slurm, args: &[&str]) -> Output {
-    env.run_cmd(&mut corral(env, bed, args))
-}
-
-/// Cancels a batch cluster's jobs if the test fails half-way, so nothing outlives it.
-struct Down<'a> {
-    env: &'a Env,
-    bed: &'a Slurm,
-    name: String,
-}
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = process::run(
-            &mut corral(self.env, self.bed, &["down", &self.name]),
-            Duration::from_secs(120),
-        );
-    }
-}
-
-fn job_ids(env: &Env, name: &str) -> Vec<u64> {
-    let text = std::fs::read_to_string(env.cluster_dir(name).join("jobs.json")).expect("jobs.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("jobs.json is JSON");
-    v["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .filter_map(|j| j["id"].as_u64())
-        .collect()
-}
-
-/// Which of `ids` squeue still lists, in any state.
-fn still_queued(bed: &Slurm, ids: &[u64]) -> Vec<u64> {
-    let out = bed.run_ok("squeue", &["-h", "-o", "%i"]).expect("squeue");
-    out.stdout
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .filter(|i| ids.contains(i))
-        .collect()
-}
+use corral_tests::slurm;
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
@@ -76,46 +27,39 @@ fn slurm_batch_runs_cmd_on_the_allocation_exits_3_and_releases_it() {
     };
     let _bed = slurm::exclusive();
     let env = Env::new("batch-slurm");
+    let on = OnSlurm::new(&env, &bed);
     let data = env.gen_taxi("taxi", 2, 20_000, 0.0);
     let name = "bslurm";
-    let _guard = Down {
-        env: &env,
-        bed: &bed,
-        name: name.into(),
-    };
+    let _guard = on.down_on_drop(name);
     let script = format!(
         "corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3",
         data.display()
     );
-    let out = run(
-        &env,
-        &bed,
-        &[
-            "batch",
-            "--name",
-            name,
-            "--workers",
-            "2",
-            "--cores",
-            "2",
-            "--time",
-            "10",
-            "--partition",
-            "debug",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let out = on.run(&[
+        "batch",
+        "--name",
+        name,
+        "--workers",
+        "2",
+        "--cores",
+        "2",
+        "--time",
+        "10",
+        "--partition",
+        "debug",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     assert_eq!(out.code(), Some(3), "{out}");
     assert_eq!(counts_in(&out.stdout), expected_counts(&data), "{out}");
     // CMD ran once both workers were in.
     assert!(out.stderr.contains("(2 workers, 4 cores)"), "{out}");
     assert!(out.stderr.contains("allocation released"), "{out}");
-    let ids = job_ids(&env, name);
+    let ids = on.job_ids(name);
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let left = still_queued(&bed, &ids);
+    let left = on.still_queued(&ids);
     assert!(left.is_empty(), "squeue still lists {left:?}\n{out}");
     let dir = env.cluster_dir(name);
     assert!(
@@ -123,9 +67,9 @@ fn slurm_batch_runs_cmd_on_the_allocation_exits_3_and_releases_it() {
         "processes left: {:?}",
         processes_of(&dir)
     );
-    let ls = json(&run(&env, &bed, &["ls", "--json"]));
+    let ls = json(&on.run(&["ls", "--json"]));
     assert_eq!(ls[0]["state"], "ended", "{ls}");
-    let h = json(&run(&env, &bed, &["history", name, "--json"]));
+    let h = json(&on.run(&["history", name, "--json"]));
     assert_eq!(h["queries"][0]["rows"], 40_000, "{h}");
     let c = &h["clusters"][0];
     assert!(
@@ -144,37 +88,30 @@ fn slurm_batch_missing_command_is_127_and_nothing_stays_queued() {
     };
     let _bed = slurm::exclusive();
     let env = Env::new("batch-slurm-127");
+    let on = OnSlurm::new(&env, &bed);
     let name = "bnocmd";
-    let _guard = Down {
-        env: &env,
-        bed: &bed,
-        name: name.into(),
-    };
-    let out = run(
-        &env,
-        &bed,
-        &[
-            "batch",
-            "--name",
-            name,
-            "--workers",
-            "1",
-            "--cores",
-            "1",
-            "--time",
-            "5",
-            "--",
-            "corral-no-such-command",
-        ],
-    );
+    let _guard = on.down_on_drop(name);
+    let out = on.run(&[
+        "batch",
+        "--name",
+        name,
+        "--workers",
+        "1",
+        "--cores",
+        "1",
+        "--time",
+        "5",
+        "--",
+        "corral-no-such-command",
+    ]);
     assert_eq!(out.code(), Some(127), "{out}");
     assert!(
         out.stderr
             .contains("cannot run \"corral-no-such-command\": command not found"),
         "{out}"
     );
-    let ids = job_ids(&env, name);
-    let left = still_queued(&bed, &ids);
+    let ids = on.job_ids(name);
+    let left = on.still_queued(&ids);
     assert!(left.is_empty(), "squeue still lists {left:?}\n{out}");
 }
 

@@ -8,64 +8,22 @@
 //! test` each takes `slurm::exclusive()`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use corral_tests::cluster::{Env, wait_for};
+use corral_tests::expect::{counts_in, expected_counts, processes_of};
+use corral_tests::on_slurm::{Down, OnSlurm};
 use corral_tests::process::{self, Output};
 use corral_tests::slurm::Slurm;
 
-/// `corral ARGS` with the test's state directory and the test bed's SLURM environment.
-fn corral(env: &Env, bed: &Slurm, args: &[&str]) -> Command {
-    let mut c = env.corral(args);
-    c.envs(bed.env().iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    c
-}
-
-fn run(env: &Env, bed: &Slurm, args: &[&str]) -> Output {
-    env.run_cmd(&mut corral(env, bed, args))
-}
-
-/// Stops a SLURM cluster when the test ends, passed or failed, so no job outlives it.
-struct Down<'a> {
-    env: &'a Env,
-    bed: &'a Slurm,
-    name: String,
-}
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = process::run(
-            &mut corral(self.env, self.bed, &["down", &self.name]),
-            Duration::from_secs(120),
-        );
-    }
-}
-
-fn up<'a>(env: &'a Env, bed: &'a Slurm, name: &str, extra: &[&str]) -> (Output, Down<'a>) {
+fn up<'a>(on: OnSlurm<'a>, name: &str, extra: &[&str]) -> (Output, Down<'a>) {
     let mut args = vec!["up", "--name", name, "--yes"];
     args.extend_from_slice(extra);
-    let guard = Down {
-        env,
-        bed,
-        name: name.to_string(),
-    };
-    (run(env, bed, &args), guard)
+    let guard = on.down_on_drop(name);
+    (on.run(&args), guard)
 }
 
-/// The job ids corral recorded for a cluster.
-fn job_ids(env: &Env, name: &str) -> Vec<u64> {
-    let text = std::fs::read_to_string(env.cluster_dir(name).join("jobs.json")).expect("jobs.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("jobs.json is JSON");
-    v["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .filter_map(|j| j["id"].as_u64())
-        .collect()
-}
-
-/// Job ids squeue still lists (any state).
+/// Every job id squeue lists.
 fn queued(bed: &Slurm) -> Vec<u64> {
     let out = bed.run_ok("squeue", &["-h", "-o", "%i"]).expect("squeue");
     out.stdout
@@ -74,46 +32,12 @@ fn queued(bed: &Slurm) -> Vec<u64> {
         .collect()
 }
 
-/// Processes whose command line names the cluster directory.
-fn processes_of(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-fn expected_counts(data: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(data.join("expected.json")).expect("expected.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("expected.json is JSON");
-    v["payment_type"].clone()
-}
-
 /// `corral query NAME --by payment_type FILES… --json` → {key: count}.
-fn query_counts(env: &Env, bed: &Slurm, name: &str, data: &Path) -> serde_json::Value {
+fn query_counts(on: OnSlurm<'_>, name: &str, data: &Path) -> serde_json::Value {
     let glob = data.join("*.csv").to_string_lossy().into_owned();
-    let out = run(
-        env,
-        bed,
-        &["query", name, "--by", "payment_type", "--json", &glob],
-    );
+    let out = on.run(&["query", name, "--by", "payment_type", "--json", &glob]);
     assert!(out.success(), "{out}");
-    let v: serde_json::Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{out}"));
-    let mut counts = serde_json::Map::new();
-    for g in v["groups"]
-        .as_array()
-        .unwrap_or_else(|| panic!("groups in {v}"))
-    {
-        let key = g["key"][0].as_str().expect("key").to_string();
-        counts.insert(key, g["count"].clone());
-    }
-    serde_json::Value::Object(counts)
+    counts_in(&out.stdout)
 }
 
 #[test]
@@ -123,10 +47,10 @@ fn slurm_up_eight_by_two_query_exact_then_down_leaves_nothing() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-up");
+    let on = OnSlurm::new(&env, &bed);
     let data = env.gen_taxi("clean", 3, 20_000, 0.0);
     let (out, guard) = up(
-        &env,
-        &bed,
+        on,
         "eight",
         &["--workers", "8", "--cores", "2", "--days", "1"],
     );
@@ -140,13 +64,10 @@ fn slurm_up_eight_by_two_query_exact_then_down_leaves_nothing() {
         "{out}"
     );
 
-    assert_eq!(
-        query_counts(&env, &bed, "eight", &data),
-        expected_counts(&data)
-    );
+    assert_eq!(query_counts(on, "eight", &data), expected_counts(&data));
 
-    let ids = job_ids(&env, "eight");
-    let down = run(&env, &bed, &["down", "eight"]);
+    let ids = on.job_ids("eight");
+    let down = on.run(&["down", "eight"]);
     assert!(down.success(), "{down}");
     assert!(down.stdout.contains("core-hours"), "{down}");
     let left: Vec<u64> = queued(&bed)
@@ -160,7 +81,7 @@ fn slurm_up_eight_by_two_query_exact_then_down_leaves_nothing() {
         "processes left: {:?}",
         processes_of(&dir)
     );
-    let status = run(&env, &bed, &["status", "eight", "--json"]);
+    let status = on.run(&["status", "eight", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
     assert_eq!(v["state"], "ended", "{status}");
     drop(guard);
@@ -173,11 +94,11 @@ fn slurm_sixteen_by_two_refused_on_small_runs_on_debug() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-16x2");
+    let on = OnSlurm::new(&env, &bed);
     let before = queued(&bed);
 
     let (refused, _g1) = up(
-        &env,
-        &bed,
+        on,
         "small16",
         &[
             "--workers",
@@ -203,8 +124,7 @@ fn slurm_sixteen_by_two_refused_on_small_runs_on_debug() {
     );
 
     let (day, _g2) = up(
-        &env,
-        &bed,
+        on,
         "smallday",
         &[
             "--workers",
@@ -226,8 +146,7 @@ fn slurm_sixteen_by_two_refused_on_small_runs_on_debug() {
     assert!(after.is_empty(), "refused requests submitted {after:?}");
 
     let (ok, _g3) = up(
-        &env,
-        &bed,
+        on,
         "debug16",
         &["--workers", "16", "--cores", "2", "--days", "1"],
     );
@@ -250,6 +169,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-pending");
+    let on = OnSlurm::new(&env, &bed);
     // Hold every CPU of the test bed.
     let blocker = bed
         .sbatch(&[
@@ -272,8 +192,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
         .expect("blocker runs");
 
     let (out, _guard) = up(
-        &env,
-        &bed,
+        on,
         "waits",
         &[
             "--workers",
@@ -288,7 +207,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
     );
     assert_eq!(out.code(), Some(75), "{out}");
     assert!(
-        out.stdout
+        out.stderr
             .contains("pending, reason: Resources — all CPUs of partition debug are busy"),
         "{out}"
     );
@@ -296,7 +215,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
         out.stderr.contains("stays queued") && out.stderr.contains("corral status waits"),
         "{out}"
     );
-    let status = run(&env, &bed, &["status", "waits", "--json"]);
+    let status = on.run(&["status", "waits", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
     assert_eq!(v["state"], "pending", "{status}");
     assert!(
@@ -309,7 +228,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
 
     drop(blocker);
     let started = wait_for(Duration::from_secs(60), || {
-        let s = run(&env, &bed, &["status", "waits", "--json"]);
+        let s = on.run(&["status", "waits", "--json"]);
         serde_json::from_str::<serde_json::Value>(&s.stdout)
             .map(|v| v["state"] == "running" && v["snapshot"]["cores"] == 8)
             .unwrap_or(false)
@@ -324,16 +243,13 @@ fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-scale");
+    let on = OnSlurm::new(&env, &bed);
     let data = env.gen_taxi("scale", 4, 40_000, 0.01);
     // Workers inherit the submitting environment through sbatch: slow them down a little so the
     // query is still running while the cluster changes size.
-    let _guard = Down {
-        env: &env,
-        bed: &bed,
-        name: "elastic".into(),
-    };
+    let _guard = on.down_on_drop("elastic");
     let slow = |args: &[&str]| {
-        let mut c = corral(&env, &bed, args);
+        let mut c = on.corral(args);
         c.env("CORRAL_WORKER_TEST_DELAY_MS", "20");
         env.run_cmd(&mut c)
     };
@@ -353,33 +269,29 @@ fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
 
     // A query with tiny partitions runs while the cluster grows and shrinks under it.
     let glob = data.join("*.csv").to_string_lossy().into_owned();
-    let mut q = corral(
-        &env,
-        &bed,
-        &[
-            "query",
-            "elastic",
-            "--by",
-            "payment_type",
-            "--json",
-            "--partition-bytes",
-            "20000",
-            &glob,
-        ],
-    );
+    let mut q = on.corral(&[
+        "query",
+        "elastic",
+        "--by",
+        "payment_type",
+        "--json",
+        "--partition-bytes",
+        "20000",
+        &glob,
+    ]);
     let query = std::thread::spawn(move || process::run(&mut q, Duration::from_secs(300)));
 
     let up12 = slow(&["scale", "elastic", "--workers", "12"]);
     assert!(up12.success(), "{up12}");
     assert!(
         wait_for(Duration::from_secs(60), || {
-            let s = run(&env, &bed, &["status", "elastic", "--json"]);
+            let s = on.run(&["status", "elastic", "--json"]);
             serde_json::from_str::<serde_json::Value>(&s.stdout)
                 .is_ok_and(|v| v["snapshot"]["cores"] == 24)
         }),
         "12 workers never connected"
     );
-    let down4 = run(&env, &bed, &["scale", "elastic", "--workers", "4"]);
+    let down4 = on.run(&["scale", "elastic", "--workers", "4"]);
     assert!(down4.success(), "{down4}");
     assert!(down4.stdout.contains("12 → 4"), "{down4}");
 
@@ -396,7 +308,7 @@ fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
     assert_eq!(serde_json::Value::Object(counts), expected_counts(&data));
     assert!(
         wait_for(Duration::from_secs(30), || {
-            let s = run(&env, &bed, &["status", "elastic", "--json"]);
+            let s = on.run(&["status", "elastic", "--json"]);
             serde_json::from_str::<serde_json::Value>(&s.stdout)
                 .is_ok_and(|v| v["snapshot"]["cores"] == 8)
         }),
@@ -411,23 +323,23 @@ fn slurm_external_scancel_is_reported_ended_and_workers_go() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-scancel");
+    let on = OnSlurm::new(&env, &bed);
     let (out, _guard) = up(
-        &env,
-        &bed,
+        on,
         "victim",
         &["--workers", "4", "--cores", "2", "--days", "1"],
     );
     assert!(out.success(), "{out}");
-    let head = job_ids(&env, "victim")[0];
+    let head = on.job_ids("victim")[0];
     bed.run_ok("scancel", &[&head.to_string()])
         .expect("scancel");
     let t0 = std::time::Instant::now();
     let ended = wait_for(Duration::from_secs(5), || {
-        let s = run(&env, &bed, &["status", "victim", "--json"]);
+        let s = on.run(&["status", "victim", "--json"]);
         serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
     });
     assert!(ended, "not reported ended within 5 s of scancel");
-    let s = run(&env, &bed, &["status", "victim"]);
+    let s = on.run(&["status", "victim"]);
     assert!(
         s.stdout.contains("cancelled outside corral"),
         "{s} after {:?}",
@@ -448,16 +360,11 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-reattach");
-    let _guard = Down {
-        env: &env,
-        bed: &bed,
-        name: "again".into(),
-    };
+    let on = OnSlurm::new(&env, &bed);
+    let _guard = on.down_on_drop("again");
     // The starting process is killed while it follows the job.
-    let mut starter = corral(
-        &env,
-        &bed,
-        &[
+    let mut starter = on
+        .corral(&[
             "up",
             "--name",
             "again",
@@ -468,12 +375,11 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
             "--days",
             "1",
             "--yes",
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("corral up starts");
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("corral up starts");
     assert!(
         wait_for(Duration::from_secs(30), || env
             .cluster_dir("again")
@@ -484,7 +390,7 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
     starter.kill().expect("kill the starter");
     let _ = starter.wait();
     let running = wait_for(Duration::from_secs(60), || {
-        let s = run(&env, &bed, &["status", "again", "--json"]);
+        let s = on.run(&["status", "again", "--json"]);
         serde_json::from_str::<serde_json::Value>(&s.stdout)
             .is_ok_and(|v| v["state"] == "running" && v["snapshot"]["cores"] == 4)
     });
@@ -492,7 +398,7 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
         running,
         "a new `corral status` could not see the running cluster"
     );
-    let ls = run(&env, &bed, &["ls", "--json"]);
+    let ls = on.run(&["ls", "--json"]);
     assert!(
         ls.stdout.contains("\"again\"") && ls.stdout.contains("running"),
         "{ls}"
@@ -506,23 +412,23 @@ fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
     };
     let _bed = corral_tests::slurm::exclusive();
     let env = Env::new("slurm-walltime");
+    let on = OnSlurm::new(&env, &bed);
     // One minute: SLURM ends the job at its limit (plus KillWait), whoever is connected.
     let (out, _guard) = up(
-        &env,
-        &bed,
+        on,
         "brief",
         &["--workers", "2", "--cores", "1", "--time", "1"],
     );
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("#SBATCH --time=0-00:01:00"), "{out}");
     let ended = wait_for(Duration::from_secs(150), || {
-        let s = run(&env, &bed, &["status", "brief", "--json"]);
+        let s = on.run(&["status", "brief", "--json"]);
         serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
     });
     assert!(ended, "not shown as ended after its walltime");
-    let s = run(&env, &bed, &["status", "brief"]);
+    let s = on.run(&["status", "brief"]);
     assert!(s.stdout.contains("reached its walltime"), "{s}");
-    let ls = run(&env, &bed, &["ls"]);
+    let ls = on.run(&["ls"]);
     assert!(
         ls.stdout.contains("brief") && ls.stdout.contains("ended"),
         "{ls}"

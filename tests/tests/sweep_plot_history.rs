@@ -2,10 +2,8 @@
 //! `corral plot` draws a valid PNG and an SVG with a point per ledger entry, and `corral history
 //! --json` lists the sweep's queries and, after `corral down`, the cluster's end.
 
-mod batch_common;
-
-use batch_common::expected_counts;
 use corral_tests::cluster::Env;
+use corral_tests::expect::expected_counts;
 
 fn json(out: &corral_tests::process::Output) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))

@@ -210,13 +210,17 @@ pub fn wait_ready(
     let mut last_line = String::new();
     let mut say = |line: String| {
         if line != last_line {
-            println!("{line}");
+            // Progress is diagnostics: stdout stays for what a script might read (batch
+            // mode's command writes there too).
+            eprintln!("{line}");
             last_line = line;
         }
     };
     let mut next_slurm = Instant::now();
     let mut view: Option<JobView> = None;
     let mut running_since: Option<Instant> = None;
+    let mut partitions = Vec::new();
+    let mut counter = WorkerCount::new()?;
     loop {
         if let Some(t) = timeout
             && started.elapsed() > t
@@ -232,18 +236,43 @@ pub fn wait_ready(
             );
             return Ok(Ready::NotYet);
         }
+        // The coordinator writes coordinator.json the moment it listens, often before the next
+        // squeue would say RUNNING: asking it directly saves up to a poll interval.
+        if dir.coordinator_file().exists()
+            && let Some((n, cores)) = counter.get(dir)
+        {
+            if running_since.is_none() {
+                running_since = Some(Instant::now());
+                eprintln!("running (job {head}); the coordinator listens");
+            }
+            say(format!("workers {n}/{want} connected"));
+            if n >= want {
+                return Ok(Ready::Up {
+                    workers: n,
+                    cores,
+                    after: started.elapsed(),
+                });
+            }
+        }
+        let mut refreshed = false;
         if Instant::now() >= next_slurm {
             next_slurm = Instant::now() + POLL;
             let views = with_retry(|| lifecycle::job_views(slurm, &[head]))?;
             view = views.get(&head).cloned();
+            refreshed = true;
         }
         let Some(v) = view.clone() else {
             std::thread::sleep(WORKER_POLL);
             continue;
         };
         match v.state.as_str() {
+            "PENDING" if !refreshed => std::thread::sleep(WORKER_POLL),
             "PENDING" => {
-                let partitions = slurm.partitions().unwrap_or_default();
+                // Only with a fresh squeue answer (every POLL), and the nodes only when CPUs
+                // are what it waits for: what would fit now depends on them.
+                if partitions.is_empty() {
+                    partitions = slurm.partitions().unwrap_or_default();
+                }
                 let nodes = if v.reason == "Resources" {
                     slurm.nodes().unwrap_or_default()
                 } else {
@@ -276,36 +305,25 @@ pub fn wait_ready(
             "RUNNING" | "CONFIGURING" => {
                 if running_since.is_none() {
                     running_since = Some(Instant::now());
-                    println!("running on {} (job {head})", v.node_list);
+                    eprintln!("running on {} (job {head})", v.node_list);
                 }
-                match connected_workers(dir) {
-                    Some((n, cores)) => {
-                        say(format!("workers {n}/{want} connected"));
-                        if n >= want {
-                            return Ok(Ready::Up {
-                                workers: n,
-                                cores,
-                                after: started.elapsed(),
-                            });
-                        }
-                    }
-                    None => {
-                        say("waiting for the coordinator to listen".into());
-                        // A coordinator that cannot start says why in the job's error file;
-                        // waiting on would only burn the allocation.
-                        let err = dir.logs_dir().join(format!("head-{head}.err"));
-                        if let Some(line) = std::fs::read_to_string(&err).ok().and_then(|t| {
-                            t.lines()
-                                .find(|l| l.starts_with("corral-agent: error:"))
-                                .map(String::from)
-                        }) {
-                            lifecycle::cancel_and_wait(slurm, &[head], Duration::from_secs(60))?;
-                            mark_stopped(dir, &format!("the coordinator failed to start: {line}"))?;
-                            bail!(
-                                "the coordinator could not start, so job {head} was cancelled: {line}\n(full log: {})",
-                                err.display()
-                            );
-                        }
+                // Connected workers are counted above, once the coordinator listens.
+                if !dir.coordinator_file().exists() {
+                    say("waiting for the coordinator to listen".into());
+                    // A coordinator that cannot start says why in the job's error file;
+                    // waiting on would only burn the allocation.
+                    let err = dir.logs_dir().join(format!("head-{head}.err"));
+                    if let Some(line) = std::fs::read_to_string(&err).ok().and_then(|t| {
+                        t.lines()
+                            .find(|l| l.starts_with("corral-agent: error:"))
+                            .map(String::from)
+                    }) {
+                        lifecycle::cancel_and_wait(slurm, &[head], Duration::from_secs(60))?;
+                        mark_stopped(dir, &format!("the coordinator failed to start: {line}"))?;
+                        bail!(
+                            "the coordinator could not start, so job {head} was cancelled: {line}\n(full log: {})",
+                            err.display()
+                        );
                     }
                 }
                 std::thread::sleep(WORKER_POLL);
@@ -336,17 +354,39 @@ pub fn wait_ready(
 }
 
 /// Live workers and their cores, when the coordinator answers.
-fn connected_workers(dir: &ClusterDir) -> Option<(u32, u32)> {
-    local::block_on(async {
-        let client = tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir))
-            .await
-            .ok()?
-            .ok()?;
-        let snap = client.snapshot().await.ok()?;
-        Some((snap.live_workers().count() as u32, snap.cores))
-    })
-    .ok()
-    .flatten()
+/// Asks the coordinator how many workers are connected, over one connection kept for the
+/// whole wait (opened once the coordinator listens, reopened if it drops).
+struct WorkerCount {
+    rt: tokio::runtime::Runtime,
+    client: Option<ClusterClient>,
+}
+
+impl WorkerCount {
+    fn new() -> anyhow::Result<WorkerCount> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(WorkerCount { rt, client: None })
+    }
+
+    /// Live workers and their cores, when the coordinator answers.
+    fn get(&mut self, dir: &ClusterDir) -> Option<(u32, u32)> {
+        let WorkerCount { rt, client } = self;
+        rt.block_on(async {
+            if client.is_none() {
+                let c = tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir));
+                *client = Some(c.await.ok()?.ok()?);
+            }
+            match client.as_ref()?.snapshot().await {
+                Ok(snap) => Some((snap.live_workers().count() as u32, snap.cores)),
+                Err(_) => {
+                    *client = None;
+                    None
+                }
+            }
+        })
+    }
 }
 
 /// Retries a SLURM call while the controller is unreachable (it may be restarting), with

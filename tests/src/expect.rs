@@ -1,8 +1,6 @@
-//! What the batch, sweep, plot and history tests share: exact counts from `expected.json`, the
-//! counts a `corral query --json` inside CMD printed, processes that still name a cluster
-//! directory, and a `PATH` on which `corral` is the binary under test.
-
-#![allow(dead_code)] // Each test binary uses its own part.
+//! What end-to-end tests check a cluster against: exact counts from `expected.json`, the counts
+//! a `corral query --json` printed, processes that still name a cluster directory, and a `PATH`
+//! on which `corral` is the binary under test.
 
 use std::path::Path;
 
@@ -48,7 +46,7 @@ pub fn processes_of(dir: &Path) -> Vec<u32> {
 
 /// `PATH` with the directory of the binaries under test first, so CMD's `corral` is this one.
 pub fn path_with_bins() -> String {
-    let bins = corral_tests::bins::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let bins = crate::bins::bin_dir().unwrap_or_else(|e| panic!("{e}"));
     format!(
         "{}:{}",
         bins.display(),
@@ -57,7 +55,7 @@ pub fn path_with_bins() -> String {
 }
 
 /// The only cluster in the test's state directory (batch names its clusters itself).
-pub fn only_cluster(env: &corral_tests::cluster::Env) -> String {
+pub fn only_cluster(env: &crate::cluster::Env) -> String {
     let dir = env.path().join("state/corral/clusters");
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
