@@ -406,6 +406,34 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
 }
 
 #[test]
+fn slurm_up_json_prints_one_object_on_stdout() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-json");
+    let on = OnSlurm::new(&env, &bed);
+    let (out, _guard) = up(
+        on,
+        "js",
+        &["--workers", "2", "--cores", "1", "--days", "1", "--json"],
+    );
+    assert!(out.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {out}"));
+    assert_eq!(v["state"], "running", "{out}");
+    assert_eq!(
+        (v["workers"].as_u64(), v["cores"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("#SBATCH --ntasks=2"),
+        "the script still goes to the person: {out}"
+    );
+}
+
+#[test]
 fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
     let Some(bed) = corral_tests::slurm::require() else {
         return;

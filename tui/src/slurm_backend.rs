@@ -49,6 +49,8 @@ pub struct UpRequest {
     pub yes: bool,
     pub no_wait: bool,
     pub timeout: Option<Duration>,
+    /// Print one JSON object on stdout at the end (the rest goes to stderr).
+    pub json: bool,
     /// Once submitted, hand over to the terminal UI (attached to the new cluster: pending,
     /// then the dashboard) instead of following the job here in print.
     pub tui: Option<crate::app::Options>,
@@ -81,31 +83,57 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
     }
     let partition = verdict.partition.clone().unwrap_or_default();
     let script = template::render(&spec, JobRole::Head, spec.workers, &dir_path, &agent)?;
-    println!("The job script corral will submit:\n");
+    // With --json, stdout carries one JSON object at the end; everything a person reads goes
+    // to stderr.
+    let say = |text: String| {
+        if req.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    say("The job script corral will submit:\n".into());
     for line in script.lines() {
-        println!("    {line}");
+        say(format!("    {line}"));
     }
-    println!();
-    println!("{}", security_notice(&spec.name, &dir_path));
-    match &checked.estimate {
-        Some(e) => println!(
+    say(String::new());
+    say(security_notice(&spec.name, &dir_path));
+    say(match &checked.estimate {
+        Some(e) => format!(
             "SLURM estimates it starts at {} on {} ({} CPUs, partition {}).",
             e.start, e.nodes, e.processors, e.partition
         ),
-        None => println!("SLURM gave no start estimate."),
-    }
+        None => "SLURM gave no start estimate.".into(),
+    });
     if !req.yes
         && !confirm(&format!(
             "Submit {} workers × {} cores for {} on partition {partition}?",
             spec.workers, spec.cores_per_worker, spec.walltime
         ))?
     {
-        println!("Not submitted.");
+        say("Not submitted.".into());
         return Ok(ExitCode::SUCCESS);
     }
 
     let (dir, job) = create_and_submit(&slurm, &spec, &agent)?;
-    println!("Submitted job {} (corral-{}).", job.id, spec.name);
+    say(format!("Submitted job {} (corral-{}).", job.id, spec.name));
+    let summary = |state: &str, workers: u32, cores: u32, ready: Option<f64>| {
+        serde_json::json!({
+            "name": spec.name,
+            "backend": "slurm",
+            "state": state,
+            "job": job.id,
+            "partition": partition,
+            "workers": workers,
+            "cores": cores,
+            "asked_workers": spec.workers,
+            "cores_per_worker": spec.cores_per_worker,
+            "time": spec.walltime.to_sbatch(),
+            "coordinator": dir.read_coordinator().ok().map(|i| i.socket_addr().to_string()),
+            "ready_seconds": ready,
+            "dir": dir.path().display().to_string(),
+        })
+    };
     if let Some(opts) = req.tui {
         crate::app::run(opts)?;
         println!(
@@ -115,13 +143,16 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if req.no_wait {
-        println!(
+        if req.json {
+            println!("{}", summary("submitted", 0, 0, None));
+        }
+        say(format!(
             "Follow it with `corral status {0}`; stop it with `corral down {0}`.",
             spec.name
-        );
+        ));
         return Ok(ExitCode::SUCCESS);
     }
-    match wait_ready(
+    let ready = wait_ready(
         &slurm,
         &dir,
         &spec,
@@ -129,25 +160,38 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
         spec.workers,
         req.yes,
         req.timeout,
-    )? {
+    )?;
+    if req.json {
+        let s = match &ready {
+            Ready::Up {
+                workers,
+                cores,
+                after,
+            } => summary("running", *workers, *cores, Some(after.as_secs_f64())),
+            Ready::NotYet => summary("pending", 0, 0, None),
+            Ready::NeverStarts => summary("never_starts", 0, 0, None),
+        };
+        println!("{s}");
+    }
+    match ready {
         Ready::Up {
             workers,
             cores,
             after,
         } => {
             let info = dir.read_coordinator()?;
-            println!(
+            say(format!(
                 "cluster {} is up: workers={workers} cores={cores}, coordinator {} (authenticated), ready after {:.1} s",
                 spec.name,
                 info.socket_addr(),
                 after.as_secs_f64()
-            );
-            println!(
+            ));
+            say(format!(
                 "  query:  corral query {} --by payment_type FILES…",
                 spec.name
-            );
-            println!("  scale:  corral scale {} --workers N", spec.name);
-            println!("  stop:   corral down {}", spec.name);
+            ));
+            say(format!("  scale:  corral scale {} --workers N", spec.name));
+            say(format!("  stop:   corral down {}", spec.name));
             Ok(ExitCode::SUCCESS)
         }
         Ready::NotYet => Ok(ExitCode::from(EXIT_NOT_READY)),

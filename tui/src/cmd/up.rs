@@ -49,7 +49,7 @@ pub struct UpArgs {
     /// Stop following after T (`90s`, `5m`, `10:00`); the job stays queued. Exit status 75.
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
-    /// Print the summary as one JSON object (local clusters).
+    /// Print the summary as one JSON object on stdout (what a person reads goes to stderr).
     #[arg(long)]
     pub json: bool,
     /// Follow the cluster here in print instead of handing over to the terminal UI (which
@@ -91,6 +91,7 @@ fn run_slurm(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
         yes: args.yes,
         no_wait: args.no_wait,
         timeout,
+        json: args.json,
         tui: args
             .opens_tui()
             .then(|| ui.options(crate::app::Start::Attach(args.name.clone()))),
