@@ -83,7 +83,8 @@ pub fn parse() -> Cli {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // The agent roles set up their own logging (stderr, info), so they go first.
     if let Some(Command::Agent { args }) = &cli.command {
-        let argv = std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
+        let argv =
+            std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
         return Ok(corral_agent::main_with(argv));
     }
     // The terminal UI logs to a file (stderr is the screen it draws on), so it is started
@@ -132,7 +133,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Plot(args)) => cmd::plot::run(args),
         // Handled first, before logging.
         Some(Command::Agent { .. }) => Ok(ExitCode::SUCCESS),
-        Some(Command::BenchRender(args)) => crate::app::bench::run(args).map(|()| ExitCode::SUCCESS),
+        Some(Command::BenchRender(args)) => {
+            crate::app::bench::run(args).map(|()| ExitCode::SUCCESS)
+        }
         // Handled above, before stderr logging.
         None | Some(Command::Attach { .. }) => Ok(ExitCode::SUCCESS),
     }
