@@ -127,34 +127,7 @@ fn summary(
     rps: f64,
     mem: &Memory,
 ) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "rows: {} counted, {} bad, {} blank lines skipped; {} groups\n",
-        r.rows,
-        r.bad_rows.total,
-        r.blank_lines,
-        r.groups.len()
-    ));
-    for (reason, n) in &r.bad_rows.by_reason {
-        s.push_str(&format!("bad rows: {reason}: {n}\n"));
-    }
-    for e in &r.bad_rows.examples {
-        let path = e
-            .path
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "  {path}:{}: {}: {:?}\n",
-            e.line, e.reason, e.excerpt
-        ));
-    }
-    for (label, n) in &r.missing {
-        s.push_str(&format!("missing values skipped in {label}: {n}\n"));
-    }
-    if !r.exact {
-        s.push_str("note: some sums needed floating point (exponent notation or overflow)\n");
-    }
+    let mut s = crate::report::result_details(r);
     s.push_str(&format!(
         "read {} files, {:.3} GB in {seconds:.3} s: {gbs:.2} GB/s, {:.1} M rows/s on {threads} thread{}\n",
         r.files,

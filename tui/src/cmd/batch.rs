@@ -64,27 +64,8 @@ pub struct BatchArgs {
     /// The cluster's name (default: batch-<UTC time>-<random>).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Workers (default: `workers` in the config's [defaults], 8).
-    #[arg(long, value_name = "W")]
-    pub workers: Option<u32>,
-    /// Cores per worker (default: `cores` in the config's [defaults], 2).
-    #[arg(long, value_name = "C")]
-    pub cores: Option<u32>,
-    /// Days of walltime (default: `days` in the config's [defaults], 1).
-    #[arg(long, value_name = "D", conflicts_with = "time")]
-    pub days: Option<u64>,
-    /// Walltime in SLURM's format instead of days: `MM`, `HH:MM:SS`, `D-HH`, `D-HH:MM:SS`.
-    #[arg(long, value_name = "T")]
-    pub time: Option<String>,
-    /// Partition (default: `partition` in the config, else SLURM's default partition).
-    #[arg(long, value_name = "P")]
-    pub partition: Option<String>,
-    /// Memory per worker, e.g. `4G` (default: the partition's default).
-    #[arg(long, value_name = "M")]
-    pub mem: Option<String>,
-    /// Account to charge (default: `account` in the config, else yours).
-    #[arg(long, value_name = "A")]
-    pub account: Option<String>,
+    #[command(flatten)]
+    pub size: SizeFlags,
     /// Run CMD once this many workers are connected (default: all of them).
     #[arg(long, value_name = "K")]
     pub min_workers: Option<u32>,
@@ -360,16 +341,8 @@ fn run_slurm(
     tx: Sender<Event>,
     rx: Receiver<Event>,
 ) -> anyhow::Result<ExitCode> {
-    let flags = SizeFlags {
-        workers: args.workers,
-        cores: args.cores,
-        days: args.days,
-        time: args.time.as_deref(),
-        partition: args.partition.as_deref(),
-        mem: args.mem.as_deref(),
-        account: args.account.as_deref(),
-    };
-    let spec = spec_from_flags(name, &flags, config)?;
+    let flags = &args.size;
+    let spec = spec_from_flags(name, flags, config)?;
     let want = min_workers(args.min_workers, spec.workers)?;
     let slurm = slurm_backend::client(config);
     let agent = slurm_backend::agent_words(&local::find_agent()?);
@@ -491,8 +464,8 @@ fn run_local(
     tx: Sender<Event>,
     rx: Receiver<Event>,
 ) -> anyhow::Result<ExitCode> {
-    let workers = args.workers.unwrap_or(config.defaults.workers);
-    let cores = args.cores.unwrap_or(config.defaults.cores);
+    let workers = args.size.workers.unwrap_or(config.defaults.workers);
+    let cores = args.size.cores.unwrap_or(config.defaults.cores);
     if workers == 0 || cores == 0 {
         bail!("--workers and --cores must be at least 1");
     }

@@ -60,34 +60,7 @@ fn rerun_reason(r: &RerunReason) -> String {
 pub(crate) fn summary(r: &QueryReport) -> String {
     let res = r.result();
     let secs = r.seconds.max(1e-9);
-    let mut s = String::new();
-    s.push_str(&format!(
-        "rows: {} counted, {} bad, {} blank lines skipped; {} groups\n",
-        res.rows,
-        res.bad_rows.total,
-        res.blank_lines,
-        res.groups.len()
-    ));
-    for (reason, n) in &res.bad_rows.by_reason {
-        s.push_str(&format!("bad rows: {reason}: {n}\n"));
-    }
-    for e in &res.bad_rows.examples {
-        let path = e
-            .path
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "  {path}:{}: {}: {:?}\n",
-            e.line, e.reason, e.excerpt
-        ));
-    }
-    for (label, n) in &res.missing {
-        s.push_str(&format!("missing values skipped in {label}: {n}\n"));
-    }
-    if !res.exact {
-        s.push_str("note: some sums needed floating point (exponent notation or overflow)\n");
-    }
+    let mut s = crate::report::result_details(res);
     s.push_str(&format!(
         "read {} files, {:.3} GB in {secs:.3} s: {:.2} GB/s, {:.1} M rows/s on {} worker{} / {} core{} ({} partitions)\n",
         res.files,

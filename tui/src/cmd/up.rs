@@ -19,27 +19,8 @@ pub struct UpArgs {
     /// ~/.local/state/corral/clusters/NAME.
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// Workers (default: `workers` in the config's [defaults], 8).
-    #[arg(long, value_name = "W")]
-    pub workers: Option<u32>,
-    /// Cores per worker (default: `cores` in the config's [defaults], 2).
-    #[arg(long, value_name = "C")]
-    pub cores: Option<u32>,
-    /// Days of walltime (default: `days` in the config's [defaults], 1); becomes `--time=D-0`.
-    #[arg(long, value_name = "D", conflicts_with = "time")]
-    pub days: Option<u64>,
-    /// Walltime in SLURM's format instead of days: `MM`, `HH:MM:SS`, `D-HH`, `D-HH:MM:SS`.
-    #[arg(long, value_name = "T")]
-    pub time: Option<String>,
-    /// Partition (default: `partition` in the config, else SLURM's default partition).
-    #[arg(long, value_name = "P")]
-    pub partition: Option<String>,
-    /// Memory per worker, e.g. `4G` (default: the partition's default).
-    #[arg(long, value_name = "M")]
-    pub mem: Option<String>,
-    /// Account to charge (default: `account` in the config, else yours).
-    #[arg(long, value_name = "A")]
-    pub account: Option<String>,
+    #[command(flatten)]
+    pub size: SizeFlags,
     /// Submit without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -75,16 +56,8 @@ pub fn run(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode
 
 fn run_slurm(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
-    let flags = SizeFlags {
-        workers: args.workers,
-        cores: args.cores,
-        days: args.days,
-        time: args.time.as_deref(),
-        partition: args.partition.as_deref(),
-        mem: args.mem.as_deref(),
-        account: args.account.as_deref(),
-    };
-    let spec = spec_from_flags(&args.name, &flags, &config)?;
+    let flags = &args.size;
+    let spec = spec_from_flags(&args.name, flags, &config)?;
     let timeout = parse_timeout(args.timeout.as_deref())?;
     crate::slurm_backend::up(crate::slurm_backend::UpRequest {
         spec,
@@ -100,14 +73,29 @@ fn run_slurm(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
 
 /// The sizing flags `corral up` and `corral batch` share, as given (`None`: not on the command
 /// line, so the config's `[defaults]` decide).
-pub struct SizeFlags<'a> {
+#[derive(Debug, Clone, clap::Args)]
+pub struct SizeFlags {
+    /// Workers (default: `workers` in the config's [defaults], 8).
+    #[arg(long, value_name = "W")]
     pub workers: Option<u32>,
+    /// Cores per worker (default: `cores` in the config's [defaults], 2).
+    #[arg(long, value_name = "C")]
     pub cores: Option<u32>,
+    /// Days of walltime (default: `days` in the config's [defaults], 1); becomes `--time=D-0`.
+    #[arg(long, value_name = "D", conflicts_with = "time")]
     pub days: Option<u64>,
-    pub time: Option<&'a str>,
-    pub partition: Option<&'a str>,
-    pub mem: Option<&'a str>,
-    pub account: Option<&'a str>,
+    /// Walltime in SLURM's format instead of days: `MM`, `HH:MM:SS`, `D-HH`, `D-HH:MM:SS`.
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// Partition (default: `partition` in the config, else SLURM's default partition).
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Memory per worker, e.g. `4G` (default: the partition's default).
+    #[arg(long, value_name = "M")]
+    pub mem: Option<String>,
+    /// Account to charge (default: `account` in the config, else yours).
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
 }
 
 /// The SLURM request of cluster `name` from flags, the config's defaults filling the rest. One
@@ -118,18 +106,18 @@ pub fn spec_from_flags(
     config: &corral_core::config::Config,
 ) -> anyhow::Result<ClusterSpec> {
     let d = &config.defaults;
-    let walltime = match (flags.time, flags.days) {
+    let walltime = match (flags.time.as_deref(), flags.days) {
         (Some(t), _) => t
             .parse::<Walltime>()
             .map_err(|e| anyhow::anyhow!("--time: {e}"))?,
         (None, Some(0)) => bail!("--days must be at least 1 (or use --time for less than a day)"),
         (None, days) => Walltime::from_days(days.unwrap_or(u64::from(d.days))),
     };
-    let or_config = |flag: Option<&str>, conf: &str| {
-        flag.map(str::to_string)
+    let or_config = |flag: Option<&String>, conf: &str| {
+        flag.cloned()
             .or_else(|| (!conf.is_empty()).then(|| conf.to_string()))
     };
-    let mem = or_config(flags.mem, &d.mem)
+    let mem = or_config(flags.mem.as_ref(), &d.mem)
         .map(|m| parse_mem_mb(&m).map_err(|e| anyhow::anyhow!("--mem: {e}")))
         .transpose()?;
     Ok(ClusterSpec {
@@ -138,8 +126,8 @@ pub fn spec_from_flags(
         cores_per_worker: flags.cores.unwrap_or(d.cores),
         mem_per_worker_mb: mem,
         walltime,
-        partition: or_config(flags.partition, &d.partition),
-        account: or_config(flags.account, &d.account),
+        partition: or_config(flags.partition.as_ref(), &d.partition),
+        account: or_config(flags.account.as_ref(), &d.account),
     })
 }
 
@@ -165,8 +153,8 @@ struct Summary<'a> {
 
 fn run_local(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
-    let workers = args.workers.unwrap_or(config.defaults.workers);
-    let cores = args.cores.unwrap_or(config.defaults.cores);
+    let workers = args.size.workers.unwrap_or(config.defaults.workers);
+    let cores = args.size.cores.unwrap_or(config.defaults.cores);
     if workers == 0 || cores == 0 {
         bail!("--workers and --cores must be at least 1");
     }
