@@ -392,6 +392,9 @@ pub enum WorkerState {
     Draining,
     /// Connection lost or silent too long; listed for a while so the user sees it.
     Dead,
+    /// Gone on purpose (drained by a scale-down, or it said it was leaving): listed for a
+    /// while, but not an alarm.
+    Left,
 }
 
 /// One worker in a [`Snapshot`].
@@ -482,7 +485,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Workers not dead.
     pub fn live_workers(&self) -> impl Iterator<Item = &WorkerView> {
-        self.workers.iter().filter(|w| w.state != WorkerState::Dead)
+        self.workers
+            .iter()
+            .filter(|w| !matches!(w.state, WorkerState::Dead | WorkerState::Left))
     }
 }
 

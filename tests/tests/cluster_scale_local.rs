@@ -63,6 +63,15 @@ fn scale_a_local_cluster_down_mid_query_and_up_again() {
     }
     assert_eq!(env.worker_pids("s"), first[..2].to_vec());
     assert_eq!(env.record("s")["workers"], 2);
+    // Workers removed on purpose are listed as having left, not as lost.
+    let workers = env.status("s")["snapshot"]["workers"].clone();
+    for p in &first[2..] {
+        let w = workers
+            .as_array()
+            .and_then(|ws| ws.iter().find(|w| w["pid"] == *p))
+            .unwrap_or_else(|| panic!("worker {p} not listed: {workers}"));
+        assert_eq!(w["state"], "Left", "{w}");
+    }
 
     let out = query.wait_with_output().expect("query ends");
     let stdout = String::from_utf8_lossy(&out.stdout);

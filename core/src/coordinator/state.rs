@@ -119,6 +119,8 @@ struct Worker {
     draining: bool,
     /// Draining in order to exit (scale-down below a job's size): told to shut down once idle.
     retiring: bool,
+    /// It said it is leaving (SIGTERM, shutdown): its end is not a loss.
+    leaving: bool,
     /// The query whose plan it was sent / whose files it checked fine.
     plan_sent: Option<QueryId>,
     ready: Option<QueryId>,
@@ -476,6 +478,7 @@ impl State {
             assigned: 0,
             draining: false,
             retiring: false,
+            leaving: false,
             plan_sent: None,
             ready: None,
         };
@@ -548,6 +551,7 @@ impl State {
             }
             WorkerMsg::Leaving { reason } => {
                 let why = format!("left: {reason}");
+                w.leaving = true;
                 self.lose(id, &why);
             }
         }
@@ -566,7 +570,13 @@ impl State {
             );
         }
         let mut view = Self::view(id, &w, Instant::now());
-        view.state = WorkerState::Dead;
+        // A worker that was drained or said it was leaving went on purpose; anything else is
+        // a loss the user should see as one.
+        view.state = if w.draining || w.leaving {
+            WorkerState::Left
+        } else {
+            WorkerState::Dead
+        };
         view.heartbeat_age_ms = 0;
         self.dead.push_back((view, Instant::now()));
         while self.dead.len() > DEAD_KEPT {

@@ -44,7 +44,8 @@ pub fn snapshot(s: &protocol::Snapshot, ctx: &Context, now: Unix) -> ClusterSnap
                 w.report.bytes_processed as f64 / secs as f64
             },
             last_heartbeat: now.saturating_sub(w.heartbeat_age_ms / 1000),
-            alive: w.state != WorkerState::Dead,
+            alive: matches!(w.state, WorkerState::Alive | WorkerState::Draining),
+            left: w.state == WorkerState::Left,
         })
         .collect();
     let query = s.query.as_ref().map(|q| QueryProgress {

@@ -121,6 +121,7 @@ pub fn worker(i: usize, alive: bool) -> WorkerView {
         bytes_per_s: 420e6 + (i % 9) as f64 * 11e6,
         last_heartbeat: if alive { NOW - 1 } else { NOW - 42 },
         alive,
+        left: false,
     }
 }
 

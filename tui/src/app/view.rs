@@ -105,6 +105,8 @@ pub struct WorkerView {
     pub last_heartbeat: Unix,
     /// False once the coordinator has given up on it; dead workers stay listed, marked.
     pub alive: bool,
+    /// Not alive because it left on purpose (scale-down), not because it was lost.
+    pub left: bool,
 }
 
 /// The coordinator's task counters.

@@ -116,8 +116,9 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
             WorkerState::Alive => "alive",
             WorkerState::Draining => "draining",
             WorkerState::Dead => "DEAD",
+            WorkerState::Left => "left",
         };
-        let hb = if w.state == WorkerState::Dead {
+        let hb = if matches!(w.state, WorkerState::Dead | WorkerState::Left) {
             format!("{} ago", human_duration(w.heartbeat_age_ms))
         } else {
             format!("{:.1}s", w.heartbeat_age_ms as f64 / 1000.0)

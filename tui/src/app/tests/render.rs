@@ -210,3 +210,24 @@ fn a_thousand_workers_render_only_what_fits() {
         "{t}"
     );
 }
+
+#[test]
+fn a_worker_that_left_on_purpose_is_listed_greyed_not_as_an_alarm() {
+    let mut app = fixtures::dashboard(9);
+    if let Some(w) = app
+        .attached
+        .as_mut()
+        .and_then(|a| a.snapshot.as_mut())
+        .and_then(|s| s.workers.iter_mut().find(|w| w.alive))
+    {
+        w.alive = false;
+        w.left = true;
+    }
+    let t = draw(&app, 160, 48);
+    let y = row_of(&t, "left 1s");
+    let buf = t.backend().buffer();
+    assert_eq!(buf[(1, y)].symbol(), "○");
+    assert_ne!(buf[(3, y)].fg, Color::Red, "leaving is not an alarm");
+    let title = text(&t);
+    assert!(title.contains("1 left"), "{title}");
+}

@@ -141,10 +141,14 @@ pub fn sorted_workers(a: &Attached) -> Vec<&WorkerView> {
 
 fn workers_table(app: &App, a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) {
     let ws = sorted_workers(a);
-    let dead = ws.iter().filter(|w| !w.alive).count();
+    let dead = ws.iter().filter(|w| !w.alive && !w.left).count();
+    let left = ws.iter().filter(|w| w.left).count();
     let mut title = format!("Workers ({})", ws.len());
     if dead > 0 {
         title.push_str(&format!(" · {dead} dead"));
+    }
+    if left > 0 {
+        title.push_str(&format!(" · {left} left"));
     }
     title.push_str(&format!(
         " · sort: {}{}",
@@ -188,6 +192,8 @@ fn workers_table(app: &App, a: &Attached, theme: Theme, frame: &mut Frame, area:
             let age = app.now.saturating_sub(w.last_heartbeat);
             let status = if w.alive {
                 Cell::from(Span::styled("●", theme.ok()))
+            } else if w.left {
+                Cell::from("○")
             } else {
                 Cell::from("✗")
             };
@@ -202,12 +208,17 @@ fn workers_table(app: &App, a: &Attached, theme: Theme, frame: &mut Frame, area:
                 Cell::from(theme::mb_per_s(w.bytes_per_s)),
                 Cell::from(if w.alive {
                     format!("{} ago", theme::duration(age))
+                } else if w.left {
+                    format!("left {}", theme::duration(age))
                 } else {
                     format!("dead {}", theme::duration(age))
                 }),
             ]);
+            // Only a lost worker is an alarm; one that left on purpose is just greyed.
             let row = if w.alive {
                 row
+            } else if w.left {
+                row.style(theme.dim())
             } else {
                 row.style(theme.dead())
             };
