@@ -34,7 +34,7 @@ pub enum ClusterDirError {
     InvalidName { name: String, reason: &'static str },
     #[error("a cluster named {name:?} already exists at {path}")]
     AlreadyExists { name: String, path: PathBuf },
-    #[error("no cluster directory at {path}")]
+    #[error("no cluster directory at {path}; `corral ls` lists your clusters")]
     NotFound { path: PathBuf },
     #[error("{path} is not a directory (corral does not follow symlinks here)")]
     NotADirectory { path: PathBuf },

@@ -67,6 +67,14 @@ pub fn up(req: UpRequest) -> anyhow::Result<ExitCode> {
             spec.name
         );
     }
+    let basic = corral_core::slurm::validate::basic_problems(&spec);
+    if !basic.is_empty() {
+        eprintln!("corral: the request cannot work, nothing was submitted:");
+        for p in &basic {
+            eprintln!("  ✗ {}: {}", field_name(p.field), p.message);
+        }
+        return Ok(ExitCode::from(2));
+    }
     let agent = agent_words(&local::find_agent()?);
     let dir_path = corral_core::paths::clusters_dir().join(&spec.name);
     let checked = lifecycle::check(&slurm, &spec, &dir_path, &agent)?;

@@ -130,6 +130,11 @@ impl SlurmCli {
             if is_controller_down(&stderr) {
                 return Err(SlurmError::ControllerDown { command, stderr });
             }
+            if stderr.contains("Could not establish a configuration source") {
+                // The last line says it all; the DNS SRV lines before it are noise.
+                let stderr = stderr.lines().last().unwrap_or_default().to_string();
+                return Err(SlurmError::NotConfigured { command, stderr });
+            }
             return Err(SlurmError::Failed {
                 command,
                 code: status.code().unwrap_or(-1),
@@ -300,6 +305,28 @@ mod tests {
         assert!(matches!(err, SlurmError::ControllerDown { .. }), "{err}");
         assert!(err.is_transient());
         assert!(err.to_string().contains("not reachable"), "{err}");
+    }
+
+    #[test]
+    fn a_shell_without_slurm_config_is_told_what_to_do() {
+        let cli = SlurmCli::new(&SlurmConfig::default());
+        let err = cli
+            .run(
+                "sh",
+                &[
+                    "-c".into(),
+                    "echo 'scontrol: error: fetch_config: DNS SRV lookup failed' >&2; echo 'scontrol: fatal: Could not establish a configuration source' >&2; exit 1".into(),
+                ],
+                None,
+            )
+            .expect_err("fails");
+        assert!(matches!(err, SlurmError::NotConfigured { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("SLURM_CONF") && text.contains("--local"),
+            "{text}"
+        );
+        assert!(!text.contains("DNS SRV"), "noise is dropped: {text}");
     }
 
     #[test]

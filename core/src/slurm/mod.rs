@@ -37,6 +37,10 @@ pub enum SlurmError {
         "the SLURM controller is not reachable (`{command}`: {stderr}); corral retries, or ask your site whether slurmctld is up"
     )]
     ControllerDown { command: String, stderr: String },
+    #[error(
+        "SLURM is not configured for this shell (`{command}`: {stderr}); run corral on a login node, set SLURM_CONF, or use --local for a cluster on this machine"
+    )]
+    NotConfigured { command: String, stderr: String },
     #[error("`{command}` failed (exit {code}): {stderr}")]
     Failed {
         command: String,

@@ -122,20 +122,35 @@ pub fn check_name(name: &str) -> Option<String> {
         .map(|e| e.to_string())
 }
 
-/// Checks `spec` against the live partitions and nodes.
-pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) -> Verdict {
+/// What is wrong with `spec` whatever the cluster: the name, zero workers or cores. Worth
+/// saying before asking SLURM anything.
+pub fn basic_problems(spec: &ClusterSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut push = |field, message: String| problems.push(Problem { field, message });
-
-    if let Some(m) = check_name(&spec.name) {
-        push(Field::Name, m);
+    if let Some(message) = check_name(&spec.name) {
+        problems.push(Problem {
+            field: Field::Name,
+            message,
+        });
     }
     if spec.workers == 0 {
-        push(Field::Workers, "ask for at least 1 worker".into());
+        problems.push(Problem {
+            field: Field::Workers,
+            message: "ask for at least 1 worker".into(),
+        });
     }
     if spec.cores_per_worker == 0 {
-        push(Field::Cores, "each worker needs at least 1 core".into());
+        problems.push(Problem {
+            field: Field::Cores,
+            message: "each worker needs at least 1 core".into(),
+        });
     }
+    problems
+}
+
+/// Checks `spec` against the live partitions and nodes.
+pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) -> Verdict {
+    let mut problems = basic_problems(spec);
+    let mut push = |field, message: String| problems.push(Problem { field, message });
 
     let partition = match &spec.partition {
         Some(name) => partitions.iter().find(|p| &p.name == name),
