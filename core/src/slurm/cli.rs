@@ -320,13 +320,18 @@ mod tests {
                 None,
             )
             .expect_err("fails");
-        assert!(matches!(err, SlurmError::NotConfigured { .. }), "{err}");
         let text = err.to_string();
         assert!(
             text.contains("SLURM_CONF") && text.contains("--local"),
             "{text}"
         );
-        assert!(!text.contains("DNS SRV"), "noise is dropped: {text}");
+        match err {
+            SlurmError::NotConfigured { stderr, .. } => assert_eq!(
+                stderr, "scontrol: fatal: Could not establish a configuration source",
+                "the DNS SRV noise is dropped"
+            ),
+            other => panic!("not NotConfigured: {other}"),
+        }
     }
 
     #[test]
