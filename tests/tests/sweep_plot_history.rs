@@ -247,3 +247,36 @@ fn sweep_first_query_id(env: &Env) -> String {
         serde_json::from_str(text.lines().next().expect("a line")).expect("JSON");
     first["query_id"].as_u64().expect("query_id").to_string()
 }
+
+/// Without `--partition-bytes`, on modest data (a few MB, under one default 64 MiB partition
+/// per file): the sweep cuts the query finely enough that its runs compute on different core
+/// counts, so `corral plot` has a scaling to draw.
+#[test]
+fn a_sweep_of_modest_data_measures_several_core_counts_and_plots() {
+    let env = Env::new("sweep-small");
+    let data = env.gen_taxi("taxi", 2, 20_000, 0.0);
+    env.up("small", 2, 2, &[]);
+    let glob = data.join("*.csv").to_string_lossy().into_owned();
+
+    let sweep = json(&env.ok(&["sweep", "small", "--by", "payment_type", "--json", &glob]));
+    let runs = sweep["runs"].as_array().expect("runs");
+    let mut cores: Vec<u64> = runs
+        .iter()
+        .map(|r| r["cores"].as_u64().expect("cores"))
+        .collect();
+    cores.dedup();
+    assert!(cores.len() >= 2, "one core count only: {sweep}");
+    for r in runs {
+        assert_eq!(r["rows"], 40_000, "every run counts every row: {sweep}");
+        assert!(
+            r["tasks"].as_u64().is_some_and(|t| t >= 4 * 4),
+            "4 partitions per core of the largest run: {sweep}"
+        );
+    }
+    let recommendation = sweep["recommendation"].as_str().unwrap_or_default();
+    assert!(!recommendation.contains("run a sweep"), "{sweep}");
+
+    let svg = env.path().join("small.svg");
+    let out = env.ok(&["plot", "small", "--out", &svg.to_string_lossy()]);
+    assert!(out.stdout.contains("wrote"), "{out}");
+}

@@ -432,7 +432,7 @@ async fn sweep(
     let on_step = |step: crate::sweep::Step| {
         let msg = Msg::SweepPoint {
             name: name.to_string(),
-            point: step.point,
+            step,
         };
         async move { tx.send(msg).await.is_ok() }
     };

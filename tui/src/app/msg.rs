@@ -63,10 +63,10 @@ pub enum Msg {
         name: String,
         result: Result<CancelReport, String>,
     },
-    /// One point of a running sweep.
+    /// One run of a running sweep.
     SweepPoint {
         name: String,
-        point: Point,
+        step: crate::sweep::Step,
     },
     SweepDone {
         name: String,

@@ -132,6 +132,8 @@ pub struct SweepState {
     pub history: Vec<Point>,
     pub running: bool,
     pub error: Option<String>,
+    /// Why a run of this sweep computed on fewer cores than asked (`crate::sweep::shortfall`).
+    pub shortfall: Option<String>,
 }
 
 /// The cluster this TUI is attached to (Pending, Dashboard and Scaling show it).

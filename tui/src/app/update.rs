@@ -170,9 +170,13 @@ impl App {
                 Vec::new()
             }
             Msg::Cancelled { name, result } => self.on_cancelled(name, result),
-            Msg::SweepPoint { name, point } => {
+            Msg::SweepPoint { name, step } => {
                 if let Some(a) = self.attached_mut(&name) {
-                    a.sweep.points.push(point);
+                    a.sweep.points.push(step.point);
+                    // Runs come in ascending core counts: the latest shortfall is the largest.
+                    if let Some(why) = crate::sweep::shortfall(&[step]) {
+                        a.sweep.shortfall = Some(why);
+                    }
                 }
                 Vec::new()
             }
@@ -739,6 +743,7 @@ impl App {
         a.sweep.query = Some(query.clone());
         a.sweep.planned = planned.clone();
         a.sweep.points.clear();
+        a.sweep.shortfall = None;
         a.sweep.running = true;
         a.sweep.error = None;
         vec![

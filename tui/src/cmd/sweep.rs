@@ -40,6 +40,8 @@ struct JsonRun {
     asked_cores: u32,
     cores: u32,
     workers: u32,
+    /// Partitions the query was cut into.
+    tasks: u32,
     seconds: f64,
     rows: u64,
     bytes: u64,
@@ -125,7 +127,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         }
         End::Done(r) => r?,
     };
-    let analysis = scaling::analyze(&points, scaling::DEFAULT_THRESHOLD);
+    let mut analysis = scaling::analyze(&points, scaling::DEFAULT_THRESHOLD);
+    analysis.recommendation = sweep::recommendation(&analysis, sweep::shortfall(&steps).as_deref());
     if json {
         let out = JsonOut {
             cluster: &qa.name,
@@ -136,6 +139,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
                     asked_cores: s.asked,
                     cores: s.point.cores,
                     workers: s.workers,
+                    tasks: s.tasks,
                     seconds: s.point.seconds,
                     rows: s.rows,
                     bytes: s.bytes,

@@ -140,6 +140,26 @@ fn scaling_and_help() {
 }
 
 #[test]
+fn a_sweep_short_of_cores_says_why_instead_of_run_a_sweep() {
+    let mut app = fixtures::scaling();
+    if let Some(a) = app.attached.as_mut() {
+        // 2-core workers and a query of 2 partitions: every run computed on 2 cores.
+        a.sweep.points = [1.2, 1.1, 1.1, 1.1]
+            .into_iter()
+            .map(|seconds| corral_core::scaling::Point { cores: 2, seconds })
+            .collect();
+        a.sweep.shortfall =
+            Some("this query has only 2 partitions; it cannot use more than 2 cores".into());
+    }
+    let t = text(&draw(&app, 160, 48));
+    assert!(
+        t.contains("this query has only 2 partitions; it cannot use more than 2 cores"),
+        "{t}"
+    );
+    assert!(!t.contains("run a sweep"), "{t}");
+}
+
+#[test]
 fn too_small() {
     let t = draw(&fixtures::dashboard(9), 59, 20);
     insta::assert_snapshot!("too_small", t.backend());

@@ -542,10 +542,7 @@ fn every_message_updates_what_it_should() {
     );
     app.update(Msg::SweepPoint {
         name: "taxi".into(),
-        point: Point {
-            cores: 1,
-            seconds: 3.0,
-        },
+        step: sweep_step(1, 1, 3.0),
     });
     app.update(Msg::History {
         name: "taxi".into(),
@@ -574,6 +571,44 @@ fn every_message_updates_what_it_should() {
     s.state = ClusterState::Ended;
     app.update(Msg::Snapshot(s));
     assert!(app.attached.as_ref().is_some_and(|a| a.ended.is_some()));
+}
+
+/// A sweep run asked for `asked` cores that computed on `cores` (a query of 2 partitions).
+fn sweep_step(asked: u32, cores: u32, seconds: f64) -> crate::sweep::Step {
+    crate::sweep::Step {
+        point: Point { cores, seconds },
+        asked,
+        workers: cores,
+        tasks: 2,
+        rows: 100,
+        bytes: 1000,
+    }
+}
+
+#[test]
+fn a_sweep_short_of_cores_says_the_query_has_too_few_partitions() {
+    let mut app = fixtures::dashboard(4);
+    ch(&mut app, 's');
+    assert_eq!(app.screen(), Screen::Scaling);
+    for (asked, cores) in [(1, 1), (2, 2), (4, 2), (8, 2)] {
+        app.update(Msg::SweepPoint {
+            name: "taxi".into(),
+            step: sweep_step(asked, cores, 1.0),
+        });
+    }
+    let sw = &app.attached.as_ref().expect("attached").sweep;
+    assert_eq!(
+        sw.shortfall.as_deref(),
+        Some("this query has only 2 partitions; it cannot use more than 2 cores")
+    );
+    // The next sweep starts without it.
+    app.update(Msg::SweepDone {
+        name: "taxi".into(),
+        result: Ok(()),
+    });
+    ch(&mut app, 's');
+    let sw = &app.attached.as_ref().expect("attached").sweep;
+    assert!(sw.running && sw.shortfall.is_none(), "{sw:?}");
 }
 
 #[test]

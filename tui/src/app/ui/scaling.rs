@@ -142,7 +142,10 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
 
     let mut lines = vec![Line::from(vec![
         Span::styled("Recommendation: ", theme.title()),
-        Span::raw(analysis.recommendation.clone()),
+        Span::raw(crate::sweep::recommendation(
+            &analysis,
+            sw.shortfall.as_deref(),
+        )),
     ])];
     if let Some(e) = &sw.error {
         lines.push(Line::styled(format!("sweep: {e}"), theme.error()));
