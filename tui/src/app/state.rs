@@ -145,6 +145,9 @@ pub struct Attached {
     /// says when the job was submitted.
     pub since: Unix,
     pub job: Option<JobStatusView>,
+    /// Workers asked for, known before any snapshot when the wizard submitted (Pending also
+    /// looks at the Home row).
+    pub workers_asked: Option<u32>,
     pub snapshot: Option<ClusterSnapshot>,
     /// Cluster throughput (bytes/s) of recent snapshots, oldest first, for the sparkline.
     pub throughput: Vec<u64>,
@@ -174,6 +177,7 @@ impl Attached {
             backend,
             since,
             job: None,
+            workers_asked: None,
             snapshot: None,
             throughput: Vec::new(),
             focus: Pane::Workers,

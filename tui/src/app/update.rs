@@ -565,6 +565,7 @@ impl App {
         self.wizard.error = None;
         let mut a = Attached::new(spec.name.clone(), backend, self.now);
         a.job = None;
+        a.workers_asked = Some(spec.workers);
         self.attached = Some(a);
         self.nav = vec![Screen::Home, Screen::Pending];
         vec![Cmd::Submit { spec, backend }]

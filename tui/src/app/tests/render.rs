@@ -75,6 +75,16 @@ fn pending() {
         t.contains("waiting for CPUs") && t.contains("3m 14s"),
         "{t}"
     );
+    // No snapshot yet, but the Home row says how many workers were asked for.
+    assert!(t.contains("Workers   0/32 connected"), "{t}");
+    // Submitted from the wizard: its spec says so before any row exists.
+    let mut submitted = fixtures::pending();
+    submitted.home.clusters.clear();
+    if let Some(a) = submitted.attached.as_mut() {
+        a.workers_asked = Some(16);
+    }
+    let t = text(&draw(&submitted, 80, 24));
+    assert!(t.contains("Workers   0/16 connected"), "{t}");
 }
 
 #[test]

@@ -224,6 +224,11 @@ fn wizard_flow_to_a_slurm_submit() {
         (4, 2, Backend::Slurm)
     );
     assert_eq!(app.screen(), Screen::Pending);
+    assert_eq!(
+        app.attached.as_ref().and_then(|a| a.workers_asked),
+        Some(4),
+        "Pending knows the workers asked for before any snapshot"
+    );
     assert!(app.wizard.submitting);
     assert!(
         ctrl(&mut app, 's').is_empty(),

@@ -84,9 +84,18 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         label("Waited"),
         Span::raw(theme::duration(app.now.saturating_sub(since))),
     ]));
+    // Before the first snapshot, the count asked for is still known: from the wizard's spec,
+    // or the cluster's Home row (which may arrive after the attach).
+    let asked = a.workers_asked.or_else(|| {
+        app.home
+            .clusters
+            .iter()
+            .find(|c| c.name == a.name)
+            .map(|c| c.workers_asked)
+    });
     let (k, n) = match &a.snapshot {
         Some(s) => (s.live_workers().to_string(), s.workers_asked.to_string()),
-        None => ("0".into(), "?".into()),
+        None => ("0".into(), asked.map_or("?".into(), |n| n.to_string())),
     };
     lines.push(Line::from(vec![
         label("Workers"),
