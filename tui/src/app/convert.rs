@@ -126,8 +126,15 @@ pub fn job_status(view: &JobView, submitted_at: Option<Unix>) -> JobStatusView {
     }
 }
 
-/// A query result as rows of text: group keys, then the aggregates.
-pub fn result_view(r: &QueryResult, seconds: f64, workers: u32, cores: u64) -> ResultView {
+/// A query result as rows of text: group keys, then the aggregates. `partitions`: the tasks
+/// the query was cut into.
+pub fn result_view(
+    r: &QueryResult,
+    partitions: u64,
+    seconds: f64,
+    workers: u32,
+    cores: u64,
+) -> ResultView {
     let mut columns = r.group_by.clone();
     columns.extend(r.aggregates.iter().cloned());
     let rows = r
@@ -161,6 +168,7 @@ pub fn result_view(r: &QueryResult, seconds: f64, workers: u32, cores: u64) -> R
             .collect(),
         files: r.files,
         bytes: r.bytes,
+        partitions,
         seconds,
         workers,
         cores,

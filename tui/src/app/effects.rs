@@ -407,6 +407,7 @@ async fn run_query(
             QueryEvent::Done(r) => {
                 return Ok(convert::result_view(
                     r.result(),
+                    u64::from(r.tasks),
                     r.seconds,
                     r.workers,
                     u64::from(r.cores),

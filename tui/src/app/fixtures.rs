@@ -180,6 +180,7 @@ pub fn result() -> ResultView {
         ],
         files: 4,
         bytes: 287_000_000,
+        partitions: 478,
         seconds: 0.41,
         workers: 9,
         cores: 18,

@@ -153,8 +153,13 @@ impl App {
                 if let Some(a) = self.attached_mut(&name) {
                     a.query_running = false;
                     a.result_scroll = 0;
-                    if let Err(e) = &result {
-                        self.flash = Some((format!("query failed: {e}"), Severity::Error));
+                    match &result {
+                        // The gauge shows the finished query, not the last progress seen
+                        // (a fast query may finish before any progress reports a partition).
+                        Ok(r) => a.progress = Some(r.final_progress()),
+                        Err(e) => {
+                            self.flash = Some((format!("query failed: {e}"), Severity::Error));
+                        }
                     }
                     if let Some(a) = self.attached_mut(&name) {
                         a.result = Some(result);

@@ -206,9 +206,29 @@ pub struct ResultView {
     pub bad_rows: Vec<(String, u64)>,
     pub files: usize,
     pub bytes: u64,
+    /// Partitions (tasks) the query was cut into.
+    pub partitions: u64,
     pub seconds: f64,
     pub workers: u32,
     pub cores: u64,
+}
+
+impl ResultView {
+    /// The finished query as the tasks gauge shows it: every partition done, with the result's
+    /// rows (bad ones too, as progress counts them) and bytes over its runtime.
+    pub fn final_progress(&self) -> QueryProgress {
+        let rows = self.good_rows + self.bad_rows.iter().map(|(_, n)| n).sum::<u64>();
+        let secs = self.seconds.max(0.001);
+        QueryProgress {
+            label: "query done".into(),
+            partitions_done: self.partitions,
+            partitions_total: self.partitions,
+            rows,
+            bytes: self.bytes,
+            rows_per_s: rows as f64 / secs,
+            bytes_per_s: self.bytes as f64 / secs,
+        }
+    }
 }
 
 /// How a cancel ended.

@@ -578,6 +578,64 @@ fn every_message_updates_what_it_should() {
     assert!(app.attached.as_ref().is_some_and(|a| a.ended.is_some()));
 }
 
+#[test]
+fn a_finished_query_fills_the_tasks_gauge() {
+    // A fast query: the last progress seen had no partition done.
+    let mut app = fixtures::dashboard(4);
+    let mut seen = fixtures::snapshot(1).query.expect("progress");
+    seen.partitions_done = 0;
+    seen.partitions_total = 2;
+    seen.rows = 0;
+    seen.bytes = 0;
+    app.update(Msg::QueryProgress {
+        name: "taxi".into(),
+        progress: seen,
+    });
+    let mut r = fixtures::result();
+    r.partitions = 2;
+    app.update(Msg::QueryDone {
+        name: "taxi".into(),
+        result: Ok(r.clone()),
+    });
+    let a = app.attached.as_ref().expect("attached");
+    assert!(!a.query_running);
+    let p = a.progress.as_ref().expect("progress");
+    assert_eq!((p.partitions_done, p.partitions_total), (2, 2));
+    assert!((p.ratio() - 1.0).abs() < 1e-9);
+    // Every row read, the bad ones too (as progress counts them), and the bytes.
+    assert_eq!(p.rows, 1_995_601 + 3 + 1);
+    assert_eq!(p.bytes, 287_000_000);
+    assert!((p.rows_per_s - p.rows as f64 / 0.41).abs() < 1.0, "{p:?}");
+    assert!((p.bytes_per_s - 287e6 / 0.41).abs() < 1.0, "{p:?}");
+
+    // No progress at all before the result: the gauge still shows it whole.
+    let mut app = fixtures::dashboard(4);
+    if let Some(a) = app.attached.as_mut() {
+        a.progress = None;
+    }
+    app.update(Msg::QueryDone {
+        name: "taxi".into(),
+        result: Ok(r),
+    });
+    let p = app.attached.as_ref().and_then(|a| a.progress.clone());
+    assert_eq!(
+        p.map(|p| (p.partitions_done, p.partitions_total)),
+        Some((2, 2))
+    );
+
+    // A failed query leaves the progress where it stopped.
+    let mut app = fixtures::dashboard(4);
+    app.update(Msg::QueryDone {
+        name: "taxi".into(),
+        result: Err("file vanished".into()),
+    });
+    let p = app.attached.as_ref().and_then(|a| a.progress.clone());
+    assert_eq!(
+        p.map(|p| (p.partitions_done, p.partitions_total)),
+        Some((342, 478))
+    );
+}
+
 /// A sweep run asked for `asked` cores that computed on `cores` (a query of 2 partitions).
 fn sweep_step(asked: u32, cores: u32, seconds: f64) -> crate::sweep::Step {
     crate::sweep::Step {
