@@ -32,7 +32,9 @@ const LEDGER_FILE: &str = "ledger.jsonl";
 pub enum ClusterDirError {
     #[error("invalid cluster name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
-    #[error("a cluster named {name:?} already exists at {path}")]
+    #[error(
+        "a cluster named {name:?} already exists at {path}; choose another name (`corral ls` lists yours)"
+    )]
     AlreadyExists { name: String, path: PathBuf },
     #[error("no cluster directory at {path}; `corral ls` lists your clusters")]
     NotFound { path: PathBuf },

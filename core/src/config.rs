@@ -149,8 +149,9 @@ fn read_layer(path: &Path) -> Result<Option<toml::Table>, ConfigError> {
         path: path.to_path_buf(),
         message,
     };
+    // Checked from the text, so an error names the key and the line it is on.
+    toml::from_str::<Config>(&text).map_err(|e| invalid(e.to_string()))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    Config::deserialize(table.clone()).map_err(|e| invalid(e.message().to_string()))?;
     Ok(Some(table))
 }
 
@@ -252,6 +253,16 @@ mod tests {
             .to_string();
         assert!(err.contains("wrokers"), "{err}");
         assert!(err.contains(&user.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let user = write(d.path(), "user.toml", "[defaults]\nworkers = \"x\"\n");
+        let err = Config::load_from(&[user], Vec::new())
+            .expect_err("wrong type")
+            .to_string();
+        assert!(err.contains("workers") && err.contains("line 2"), "{err}");
     }
 
     #[test]

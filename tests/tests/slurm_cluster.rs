@@ -334,16 +334,40 @@ fn slurm_external_scancel_is_reported_ended_and_workers_go() {
     bed.run_ok("scancel", &[&head.to_string()])
         .expect("scancel");
     let t0 = std::time::Instant::now();
-    let ended = wait_for(Duration::from_secs(5), || {
-        let s = on.run(&["status", "victim", "--json"]);
-        serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
+    // `corral ls` first: it must see the end by itself, not from a record `status` wrote.
+    let listed_ended = wait_for(Duration::from_secs(5), || {
+        let ls = on.run(&["ls", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&ls.stdout).is_ok_and(|v| {
+            v.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|c| c["name"] == "victim" && c["state"] == "ended")
+            })
+        })
     });
-    assert!(ended, "not reported ended within 5 s of scancel");
+    assert!(
+        listed_ended,
+        "ls did not show it ended within 5 s of scancel"
+    );
+    let ended = wait_for(Duration::from_secs(5), || {
+        on.status("victim")["state"] == "ended"
+    });
+    assert!(
+        ended,
+        "status did not report it ended within 5 s of scancel"
+    );
     let s = on.run(&["status", "victim"]);
     assert!(
         s.stdout.contains("cancelled outside corral"),
         "{s} after {:?}",
         t0.elapsed()
+    );
+    // How it ended is kept: history says so, and a later `corral down` does not rewrite it.
+    let down = on.run(&["down", "victim"]);
+    assert!(down.success(), "{down}");
+    let history = on.run(&["history", "victim"]);
+    assert!(
+        history.stdout.contains("cancelled outside corral"),
+        "{history}"
     );
     let dir = env.cluster_dir("victim");
     assert!(

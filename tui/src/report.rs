@@ -1,8 +1,24 @@
 //! How the CLI talks: data on stdout, diagnostics on stderr, one clear line per error.
 
-/// Prints an error and its causes on one line to stderr.
+/// Prints an error and its causes on one line to stderr. A cause whose text the message
+/// before it already carries (thiserror messages often embed their source) is not repeated.
 pub fn error(e: &anyhow::Error) {
-    eprintln!("corral: error: {e:#}");
+    eprintln!("corral: error: {}", chain_text(e));
+}
+
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// What a query result says besides its table, for people (stderr): rows, bad rows by reason
@@ -37,4 +53,18 @@ pub fn result_details(r: &corral_core::aggregate::QueryResult) -> String {
         s.push_str("note: some sums needed floating point (exponent notation or overflow)\n");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::other("EOF while parsing");
+        let e = anyhow::Error::new(io).context("coordinator.json: invalid JSON: EOF while parsing");
+        let e = e.context("cannot reach the cluster sm2");
+        assert_eq!(
+            super::chain_text(&e),
+            "cannot reach the cluster sm2: coordinator.json: invalid JSON: EOF while parsing"
+        );
+    }
 }

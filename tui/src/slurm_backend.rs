@@ -6,6 +6,7 @@
 //! recorded in its directory (`jobs.json`), so every later `corral` finds them. Polling costs
 //! one `squeue --me` per [`POLL`] for all the jobs being followed.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -542,14 +543,30 @@ pub struct SlurmState {
 }
 
 /// The state of a SLURM cluster's jobs (one squeue for all of them). A cluster whose head job
-/// is gone or finished has ended, whoever ended it: corral down, scancel or the walltime.
+/// is gone or finished has ended, whoever ended it: corral down, scancel or the walltime; the
+/// first look that sees it records how (see [`record_end`]).
 pub fn state(
     slurm: &dyn Slurm,
     dir: &ClusterDir,
-    record: &ClusterRecord,
+    record: &mut ClusterRecord,
 ) -> anyhow::Result<SlurmState> {
     let jobs = ClusterJobs::load(dir)?;
-    let views = lifecycle::job_views(slurm, &jobs.ids())?;
+    let ids = if record.stopped.is_some() {
+        Vec::new()
+    } else {
+        jobs.ids()
+    };
+    let views = lifecycle::job_views(slurm, &ids)?;
+    state_from(&views, &jobs, dir, record)
+}
+
+/// [`state`] from job views already fetched (`corral ls` asks SLURM once for every cluster).
+pub fn state_from(
+    views: &HashMap<JobId, JobView>,
+    jobs: &ClusterJobs,
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+) -> anyhow::Result<SlurmState> {
     let head = jobs.head().and_then(|h| views.get(&h.id)).cloned();
     let mut list: Vec<JobView> = jobs
         .ids()
@@ -557,13 +574,18 @@ pub fn state(
         .filter_map(|id| views.get(id).cloned())
         .collect();
     list.sort_by_key(|v| v.id);
+    if record.stopped.is_none()
+        && let Some(h) = head.as_ref().filter(|h| !h.is_active())
+    {
+        let core_hours = lifecycle::core_hours(views);
+        record_end(dir, record, ended_how(h), "slurm", &jobs.ids(), core_hours)?;
+    }
     let (state, detail) = match (&record.stopped, &head) {
         (Some(s), _) => ("ended".to_string(), s.how.clone()),
         (None, Some(h)) if h.state == "PENDING" => {
             ("pending".into(), reason::explain(&h.reason).sentence())
         }
-        (None, Some(h)) if h.is_active() => ("running".into(), format!("on {}", h.node_list)),
-        (None, Some(h)) => ("ended".into(), ended_how(h)),
+        (None, Some(h)) => ("running".into(), format!("on {}", h.node_list)),
         (None, None) => ("ended".into(), "no head job recorded".into()),
     };
     Ok(SlurmState {
@@ -573,6 +595,40 @@ pub fn state(
         left_secs: head.as_ref().and_then(|h| h.left_secs),
         jobs: list,
     })
+}
+
+/// Records how a cluster ended, once: `stopped` in spec.json and a `down` line in the ledger
+/// (what `corral history` shows). A later `corral down` keeps this first account.
+fn record_end(
+    dir: &ClusterDir,
+    record: &mut ClusterRecord,
+    how: String,
+    by: &str,
+    jobs: &[JobId],
+    core_hours: f64,
+) -> anyhow::Result<()> {
+    if record.stopped.is_some() {
+        return Ok(());
+    }
+    record.stopped = Some(Stopped {
+        at_unix: lifecycle::now_unix(),
+        how: how.clone(),
+    });
+    record.save(dir)?;
+    let _ = dir.remove_coordinator();
+    corral_core::coordinator::ledger::append(
+        &dir.ledger_file(),
+        &serde_json::json!({
+            "event": "down",
+            "backend": "slurm",
+            "by": by,
+            "how": how,
+            "jobs": jobs,
+            "core_hours": core_hours,
+            "at": corral_core::coordinator::ledger::rfc3339(lifecycle::now_unix() * 1000),
+        }),
+    )
+    .with_context(|| format!("cannot append to {}", dir.ledger_file().display()))
 }
 
 /// How a head job ended, in words.
@@ -604,6 +660,16 @@ pub fn cancel_jobs(
     who: &str,
 ) -> anyhow::Result<f64> {
     let jobs = ClusterJobs::load(dir)?;
+    // A head job that already ended (scancel, walltime) is how the cluster ended, even if
+    // nobody looked before this `down`; what is still queued (worker jobs) is cancelled anyway.
+    let before = with_retry(|| lifecycle::job_views(slurm, &jobs.ids()))?;
+    if let Some(h) = jobs
+        .head()
+        .and_then(|h| before.get(&h.id))
+        .filter(|h| !h.is_active())
+    {
+        record_end(dir, record, ended_how(h), "slurm", &jobs.ids(), lifecycle::core_hours(&before))?;
+    }
     let views = with_retry(|| {
         lifecycle::cancel_and_wait(slurm, &jobs.ids(), Duration::from_secs(90)).map_err(|e| match e
         {
@@ -615,29 +681,11 @@ pub fn cancel_jobs(
         })
     })?;
     let core_hours = lifecycle::core_hours(&views);
-    if record.stopped.is_none() {
-        record.stopped = Some(Stopped {
-            at_unix: lifecycle::now_unix(),
-            how: format!(
-                "{who}: cancelled jobs {}, {core_hours:.2} core-hours",
-                join_ids(&jobs.ids())
-            ),
-        });
-        record.save(dir)?;
-    }
-    let _ = dir.remove_coordinator();
-    corral_core::coordinator::ledger::append(
-        &dir.ledger_file(),
-        &serde_json::json!({
-            "event": "down",
-            "backend": "slurm",
-            "by": who,
-            "jobs": jobs.ids(),
-            "core_hours": core_hours,
-            "at": corral_core::coordinator::ledger::rfc3339(lifecycle::now_unix() * 1000),
-        }),
-    )
-    .with_context(|| format!("cannot append to {}", dir.ledger_file().display()))?;
+    let how = format!(
+        "{who}: cancelled jobs {}, {core_hours:.2} core-hours",
+        join_ids(&jobs.ids())
+    );
+    record_end(dir, record, how, who, &jobs.ids(), core_hours)?;
     Ok(core_hours)
 }
 

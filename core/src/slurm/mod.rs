@@ -34,7 +34,7 @@ pub enum SlurmError {
     )]
     Timeout { command: String, timeout: Duration },
     #[error(
-        "the SLURM controller is not reachable (`{command}`: {stderr}); corral retries, or ask your site whether slurmctld is up"
+        "the SLURM controller is not reachable (`{command}`: {stderr}); try again in a minute, or ask your site whether slurmctld is up"
     )]
     ControllerDown { command: String, stderr: String },
     #[error(

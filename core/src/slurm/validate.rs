@@ -243,6 +243,7 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
         );
     }
 
+    let mut mem_limit = None;
     if let Some(mem) = spec.mem_per_worker_mb {
         let node_mem = nodes
             .iter()
@@ -253,6 +254,7 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
         let limit = partition
             .max_mem_per_node_mb
             .map_or(node_mem, |m| m.min(node_mem));
+        mem_limit = (limit > 0).then_some(limit);
         if mem == 0 {
             push(
                 Field::Memory,
@@ -279,6 +281,9 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
         n.workers = (u64::from(n.workers).min(fit.max(1))) as u32;
         if let Some(max) = partition.max_time {
             n.walltime = n.walltime.min(max);
+        }
+        if let (Some(mem), Some(limit)) = (n.mem_per_worker_mb, mem_limit) {
+            n.mem_per_worker_mb = Some(mem.clamp(1, limit));
         }
         n
     });
@@ -403,6 +408,16 @@ mod tests {
         );
         let nearest = v.nearest.expect("a nearest request");
         assert_eq!((nearest.workers, nearest.cores_per_worker), (4, 2));
+    }
+
+    #[test]
+    fn too_much_memory_is_refused_with_a_nearest_request_that_fits() {
+        let (p, n) = test_bed();
+        let mut s = spec(2, 1, 1, None);
+        s.mem_per_worker_mb = Some(100 * 1024);
+        let v = validate(&s, &p, &n);
+        assert!(v.problem(Field::Memory).expect("memory").contains("4000"));
+        assert_eq!(v.nearest.expect("nearest").mem_per_worker_mb, Some(4000));
     }
 
     #[test]

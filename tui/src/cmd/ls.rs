@@ -1,12 +1,19 @@
-//! `corral ls`: the clusters in the state directory, with their backend, size and whether they
-//! run.
+//! `corral ls`: every cluster of this user (the cluster directories, with one `squeue` for all
+//! SLURM clusters together): backend, state, job ids, workers connected/asked, cores, walltime
+//! left. Running clusters are asked for their connected workers over a short-lived connection.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use corral_core::client::ClusterClient;
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::cluster_record::{Backend, ClusterRecord};
+use corral_core::slurm::lifecycle::{self, ClusterJobs};
 
 use crate::local;
+
+/// How long one running cluster may take to say how many workers it has.
+const ASK_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
@@ -19,9 +26,14 @@ pub struct LsArgs {
 struct Entry {
     name: String,
     backend: Option<String>,
+    /// Workers asked for (SLURM: what the cluster's running jobs hold).
     workers: Option<u32>,
+    /// Workers connected to the coordinator now (running clusters that answered).
+    connected: Option<u32>,
     cores_per_worker: Option<u32>,
-    /// `running`, `down`, or `unknown` (spec.json unreadable: another backend or version).
+    /// Cores of the connected workers (else of the asked ones).
+    cores: Option<u32>,
+    /// `running`, `pending`, `ended`, `down`, or `unknown` (spec.json unreadable).
     state: String,
     created_at: Option<String>,
     dir: String,
@@ -35,7 +47,7 @@ struct Entry {
 pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let parent = corral_core::paths::clusters_dir();
     let config = corral_core::config::Config::load()?;
-    let mut slurm = None;
+    let mut found = Vec::new();
     let mut entries = Vec::new();
     for name in ClusterDir::list_in(&parent)? {
         let path = parent.join(&name);
@@ -43,7 +55,9 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             name: name.clone(),
             backend: None,
             workers: None,
+            connected: None,
             cores_per_worker: None,
+            cores: None,
             state: "unknown".into(),
             created_at: None,
             dir: path.display().to_string(),
@@ -60,62 +74,138 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
                 e.created_at = Some(corral_core::coordinator::ledger::rfc3339(
                     r.created_at_unix * 1000,
                 ));
-                e.state = if let Backend::Slurm { .. } = r.backend {
-                    match crate::slurm_backend::state(
-                        slurm.get_or_insert_with(|| crate::slurm_backend::client(&config)),
-                        &d,
-                        &r,
-                    ) {
-                        Ok(st) => {
-                            e.jobs = st.jobs.iter().map(|j| j.id.0).collect();
-                            e.detail = Some(st.detail);
-                            e.walltime_left_secs = st.left_secs;
-                            st.state
-                        }
-                        Err(err) => {
-                            e.problem = Some(format!("{err:#}"));
-                            "unknown".into()
-                        }
-                    }
-                } else if local::is_running(&d, &r) {
-                    "running".into()
-                } else {
-                    "down".into()
-                };
+                found.push((entries.len(), d, r));
             }
             Ok((Err(err), _)) => e.problem = Some(err.to_string()),
             Err(err) => e.problem = Some(err.to_string()),
         }
         entries.push(e);
     }
+
+    // One squeue for every SLURM cluster still going.
+    let jobs_of: Vec<Option<ClusterJobs>> = found
+        .iter()
+        .map(|(_, d, r)| match r.backend {
+            Backend::Slurm { .. } => ClusterJobs::load(d).ok(),
+            Backend::Local { .. } => None,
+        })
+        .collect();
+    let ids: Vec<_> = found
+        .iter()
+        .zip(&jobs_of)
+        .filter(|((_, _, r), _)| r.stopped.is_none())
+        .filter_map(|(_, j)| j.as_ref())
+        .flat_map(|j| j.ids())
+        .collect();
+    let slurm = crate::slurm_backend::client(&config);
+    let views = if ids.is_empty() {
+        Ok(Default::default())
+    } else {
+        lifecycle::job_views(&slurm, &ids)
+    };
+    for ((i, d, r), jobs) in found.iter_mut().zip(&jobs_of) {
+        let e = &mut entries[*i];
+        e.state = match (jobs, &views) {
+            (Some(jobs), Ok(views)) => match crate::slurm_backend::state_from(views, jobs, d, r) {
+                Ok(st) => {
+                    e.jobs = st.jobs.iter().map(|j| j.id.0).collect();
+                    e.detail = Some(st.detail);
+                    e.walltime_left_secs = st.left_secs;
+                    e.workers = Some(st.asked_workers);
+                    st.state
+                }
+                Err(err) => {
+                    e.problem = Some(format!("{err:#}"));
+                    "unknown".into()
+                }
+            },
+            (Some(_), Err(err)) => {
+                e.problem = Some(err.to_string());
+                "unknown".into()
+            }
+            (None, _) if local::is_running(d, r) => "running".into(),
+            (None, _) => "down".into(),
+        };
+        e.cores = e.workers.zip(e.cores_per_worker).map(|(w, c)| w * c);
+    }
+
+    // Connected workers of the running clusters, asked all at once with a short timeout.
+    let running: Vec<(usize, ClusterDir)> = found
+        .into_iter()
+        .filter(|(i, _, _)| entries[*i].state == "running")
+        .map(|(i, d, _)| (i, d))
+        .collect();
+    let answers = local::block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, d) in running {
+            set.spawn(async move {
+                let ask = async {
+                    let c = ClusterClient::connect(&d).await.ok()?;
+                    let s = c.snapshot().await.ok()?;
+                    Some((s.live_workers().count() as u32, s.cores))
+                };
+                (
+                    i,
+                    tokio::time::timeout(ASK_TIMEOUT, ask).await.ok().flatten(),
+                )
+            });
+        }
+        set.join_all().await
+    })?;
+    for (i, answer) in answers {
+        if let Some((workers, cores)) = answer {
+            entries[i].connected = Some(workers);
+            entries[i].cores = Some(cores);
+        }
+    }
+
     if args.json {
         println!("{}", serde_json::to_string(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
-        println!("no clusters (start one with `corral up --local --name NAME` or `corral demo`)");
+        println!(
+            "no clusters (start one with `corral up --name NAME`, `corral up --local --name NAME` or `corral demo`)"
+        );
         return Ok(ExitCode::SUCCESS);
     }
+    let width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
-        "{:<24} {:<8} {:>7} {:<8} CREATED",
-        "NAME", "BACKEND", "W×C", "STATE"
+        "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>6} {:<20} DETAIL",
+        "NAME", "BACKEND", "STATE", "WORKERS", "CORES", "LEFT", "CREATED"
     );
     for e in &entries {
-        let size = match (e.workers, e.cores_per_worker) {
-            (Some(w), Some(c)) => format!("{w}×{c}"),
+        let workers = match (e.connected, e.workers) {
+            (Some(c), Some(w)) => format!("{c}/{w}"),
+            (None, Some(w)) => format!("-/{w}"),
             _ => "?".into(),
         };
+        let detail = match (&e.detail, e.jobs.is_empty()) {
+            (Some(d), false) => format!(
+                "jobs {}: {d}",
+                e.jobs
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            _ => String::new(),
+        };
         println!(
-            "{:<24} {:<8} {:>7} {:<8} {}{}{}",
+            "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>6} {:<20} {}{}",
             e.name,
             e.backend.as_deref().unwrap_or("?"),
-            size,
             e.state,
+            workers,
+            e.cores.map_or("?".into(), |c| c.to_string()),
+            e.walltime_left_secs.map_or("-".into(), short_duration),
             e.created_at.as_deref().unwrap_or("?"),
-            match (&e.detail, e.jobs.is_empty()) {
-                (Some(d), false) => format!("  jobs {:?}: {d}", e.jobs),
-                _ => String::new(),
-            },
+            detail,
             e.problem
                 .as_deref()
                 .map(|p| format!("  ({p})"))
@@ -123,4 +213,14 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1d2h`, `3h05m`, `12m` — walltime left at a glance.
+fn short_duration(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h}h"),
+    }
 }

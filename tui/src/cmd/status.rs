@@ -50,7 +50,12 @@ fn mb(bytes: u64) -> String {
 pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     let mut out = String::new();
     let live = s.live_workers().count();
-    let dead = s.workers.len() - live;
+    let left = s
+        .workers
+        .iter()
+        .filter(|w| w.state == WorkerState::Left)
+        .count();
+    let dead = s.workers.len() - live - left;
     out.push_str(&format!(
         "cluster {} ({backend}) — running for {}, coordinator on {} (pid {})\n",
         s.cluster,
@@ -62,9 +67,14 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
         out.push_str("WARNING: SLURM announced the end of the walltime; the cluster stops soon\n");
     }
     out.push_str(&format!(
-        "workers: {live} live{}; cores: {}\n",
+        "workers: {live} live{}{}; cores: {}\n",
         if dead > 0 {
             format!(", {dead} dead")
+        } else {
+            String::new()
+        },
+        if left > 0 {
+            format!(", {left} left")
         } else {
             String::new()
         },
@@ -143,13 +153,14 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open(&args.name)?;
-    let record = ClusterRecord::load(&dir).ok();
+    let mut record = ClusterRecord::load(&dir).ok();
     let backend = record
         .as_ref()
-        .map_or("unknown backend", |r| r.backend.kind());
+        .map_or("unknown backend", |r| r.backend.kind())
+        .to_string();
     // A SLURM cluster is first what SLURM says: pending, or ended (by corral down, scancel or
     // the walltime) whatever a stale coordinator.json may suggest.
-    let slurm = match &record {
+    let slurm = match &mut record {
         Some(
             r @ ClusterRecord {
                 backend: Backend::Slurm { .. },
@@ -237,7 +248,20 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     match snap {
         Ok(s) => {
-            print!("{}", render(&s, backend));
+            print!("{}", render(&s, &backend));
+            if let Some(st) = &slurm {
+                let jobs: Vec<String> = st
+                    .jobs
+                    .iter()
+                    .map(|j| format!("{} {}", j.id, j.state))
+                    .collect();
+                println!(
+                    "jobs: {}; walltime left: {}",
+                    jobs.join(", "),
+                    st.left_secs
+                        .map_or("unknown".into(), |s| human_duration(s * 1000))
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
