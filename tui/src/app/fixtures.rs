@@ -204,6 +204,20 @@ pub fn dashboard(workers: usize) -> App {
     app
 }
 
+/// What the watcher reports of a cluster that has ended: no coordinator, so no workers.
+pub fn ended_snapshot() -> ClusterSnapshot {
+    let mut s = snapshot(0);
+    s.state = ClusterState::Ended;
+    s.address = None;
+    s.authenticated = false;
+    s.not_connected = Some("the cluster has ended".into());
+    s.walltime_end = None;
+    s.workers_asked = 4;
+    s.tasks = TaskCounts::default();
+    s.query = None;
+    s
+}
+
 pub fn pending() -> App {
     let mut app = home();
     let mut a = Attached::new("big-join".into(), Backend::Slurm, NOW - 200);

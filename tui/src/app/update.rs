@@ -10,7 +10,7 @@ use super::keymap::{self, Action, Context};
 use super::msg::{Cmd, Msg};
 use super::query_form::{QFIELDS, QueryForm};
 use super::state::{App, Attached, PANES, Popup, SORT_KEYS, Screen, Severity, THROUGHPUT_SAMPLES};
-use super::view::{Backend, ClusterState};
+use super::view::{Backend, ClusterState, WorkerView};
 use super::wizard::{FIELDS, SlurmReach, WizField, Wizard};
 
 /// What the TUI opens on.
@@ -25,6 +25,15 @@ pub enum Start {
         name: String,
         query: Query,
     },
+}
+
+/// The workers of a cluster that has ended: none is alive any more. Those still alive ended
+/// with it (listed as left, unless the cluster `failed`); those already lost stay lost.
+fn end_workers(workers: &mut [WorkerView], failed: bool) {
+    for w in workers.iter_mut().filter(|w| w.alive) {
+        w.alive = false;
+        w.left = !failed;
+    }
 }
 
 impl App {
@@ -111,12 +120,22 @@ impl App {
                 }
                 Vec::new()
             }
-            Msg::Snapshot(snap) => {
+            Msg::Snapshot(mut snap) => {
                 let name = snap.name.clone();
                 let pending = self.screen() == Screen::Pending;
                 let Some(a) = self.attached_mut(&name) else {
                     return Vec::new();
                 };
+                if matches!(snap.state, ClusterState::Ended | ClusterState::Failed) {
+                    // No coordinator lists the workers of an ended cluster: keep the last
+                    // ones seen, none of them alive any more.
+                    if snap.workers.is_empty()
+                        && let Some(last) = &a.snapshot
+                    {
+                        snap.workers = last.workers.clone();
+                    }
+                    end_workers(&mut snap.workers, snap.state == ClusterState::Failed);
+                }
                 a.throughput.push(snap.bytes_per_s().max(0.0) as u64);
                 if a.throughput.len() > THROUGHPUT_SAMPLES {
                     let extra = a.throughput.len() - THROUGHPUT_SAMPLES;
@@ -881,6 +900,7 @@ impl App {
                     a.ended = Some(text.clone());
                     if let Some(s) = &mut a.snapshot {
                         s.state = ClusterState::Ended;
+                        end_workers(&mut s.workers, false);
                     }
                 }
                 if let Some(row) = self.home.clusters.iter_mut().find(|c| c.name == name) {

@@ -229,6 +229,32 @@ fn without_colour_selection_and_state_still_show() {
 }
 
 #[test]
+fn an_ended_cluster_says_ended_and_keeps_its_workers_listed() {
+    let mut app = fixtures::dashboard(4);
+    if let Some(a) = app.attached.as_mut() {
+        a.query_running = false;
+    }
+    app.update(crate::app::msg::Msg::Snapshot(fixtures::ended_snapshot()));
+    snap("dashboard_ended", &app);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(&draw(&app, w, h));
+        assert!(t.contains("○ ended"), "{t}");
+        assert!(!t.contains("no walltime limit"), "{t}");
+        assert!(t.contains("Workers (4) · 1 dead · 3 left"), "{t}");
+    }
+    let t = draw(&app, 160, 48);
+    let text = text(&t);
+    assert!(
+        text.contains("workers=0 cores=0 (asked 4)  ended"),
+        "{text}"
+    );
+    // Listed, but none marked alive.
+    let y = row_of(&t, "left 1s");
+    assert_eq!(t.backend().buffer()[(1, y)].symbol(), "○");
+    assert!(!text.contains('●'), "{text}");
+}
+
+#[test]
 fn a_thousand_workers_render_only_what_fits() {
     let mut app = fixtures::dashboard(1000);
     if let Some(a) = app.attached.as_mut() {

@@ -579,6 +579,37 @@ fn every_message_updates_what_it_should() {
 }
 
 #[test]
+fn an_ended_cluster_keeps_its_last_workers_listed_not_alive() {
+    let mut app = fixtures::dashboard(4);
+    app.update(Msg::Snapshot(fixtures::ended_snapshot()));
+    let a = app.attached.as_ref().expect("attached");
+    assert!(a.ended.is_some());
+    let s = a.snapshot.as_ref().expect("snapshot");
+    assert_eq!(s.state, ClusterState::Ended);
+    assert_eq!(s.workers.len(), 4, "the last workers seen stay listed");
+    assert_eq!(s.live_workers(), 0);
+    // The three alive ones ended with the cluster; the one lost before stays lost.
+    let left: Vec<bool> = s.workers.iter().map(|w| w.left).collect();
+    assert_eq!(left, [true, true, false, true]);
+    // The watcher repeats itself: the workers stay.
+    app.update(Msg::Snapshot(fixtures::ended_snapshot()));
+    let s = app.attached.as_ref().and_then(|a| a.snapshot.as_ref());
+    assert_eq!(s.map(|s| (s.workers.len(), s.live_workers())), Some((4, 0)));
+
+    // Cancelled from here: the workers are no longer alive either.
+    let mut app = fixtures::dashboard(4);
+    app.update(Msg::Cancelled {
+        name: "taxi".into(),
+        result: Ok(CancelReport {
+            core_hours: 1.0,
+            how: "cancelled".into(),
+        }),
+    });
+    let s = app.attached.as_ref().and_then(|a| a.snapshot.as_ref());
+    assert_eq!(s.map(|s| (s.workers.len(), s.live_workers())), Some((4, 0)));
+}
+
+#[test]
 fn a_finished_query_fills_the_tasks_gauge() {
     // A fast query: the last progress seen had no partition done.
     let mut app = fixtures::dashboard(4);

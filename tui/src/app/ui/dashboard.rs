@@ -77,6 +77,13 @@ fn header(app: &App, a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) 
     if let Some(s) = &a.snapshot {
         spans.push(Span::raw(format!(" (asked {})", s.workers_asked)));
         match s.walltime_end {
+            // An ended cluster has no walltime left, nor "no limit": it is over.
+            _ if matches!(state, ClusterState::Ended | ClusterState::Failed) => {
+                spans.push(Span::styled(
+                    format!("  {}", state.label()),
+                    theme.state(state),
+                ));
+            }
             Some(end) => spans.push(Span::raw(format!(
                 "  walltime left {}",
                 theme::duration(end.saturating_sub(app.now))
