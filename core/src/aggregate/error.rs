@@ -16,6 +16,8 @@ pub enum AggError {
     GlobNoMatch { pattern: String },
     #[error("{}: no such file", path.display())]
     NotFound { path: PathBuf },
+    #[error("{} inputs cannot be read: {}", problems.len(), problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+    Inputs { problems: Vec<AggError> },
     #[error("{}: is a directory, not a CSV file", path.display())]
     IsDirectory { path: PathBuf },
     #[error("{}: not a regular file (pipes and devices cannot be split into partitions)", path.display())]

@@ -203,25 +203,45 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
     if query.group_by.is_empty() {
         return Err(AggError::NoGroupBy);
     }
-    let paths = expand_inputs(&query.inputs)?;
+    // Every input that cannot be read is named at once, not one per attempt.
+    let mut problems = Vec::new();
+    let paths = expand_inputs(&query.inputs, &mut problems);
     let mut files = Vec::with_capacity(paths.len());
     let mut seen = std::collections::HashSet::new();
     // (file index, header fields) of the first file that has a first record.
     let mut first: Option<(usize, Vec<String>)> = None;
     for path in paths {
-        let meta = std::fs::metadata(&path).map_err(|e| open_error(&path, e))?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(open_error(&path, e));
+                continue;
+            }
+        };
         if meta.is_dir() {
-            return Err(AggError::IsDirectory { path });
+            problems.push(AggError::IsDirectory { path });
+            continue;
         }
         if !meta.file_type().is_file() {
-            return Err(AggError::NotRegularFile { path });
+            problems.push(AggError::NotRegularFile { path });
+            continue;
         }
         let id = FileId::of(&meta);
         // The same file named twice (a glob and an explicit path) is read once.
         if !seen.insert((id.dev, id.inode)) {
             continue;
         }
-        let mut f = File::open(&path).map_err(|e| open_error(&path, e))?;
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(open_error(&path, e));
+                continue;
+            }
+        };
+        if !problems.is_empty() {
+            // Already failing: only look for more unreadable inputs.
+            continue;
+        }
         let head = read_first_record(&mut f, &path)?;
         let data_start = if query.has_header { head.end } else { head.bom };
         let data_start_line = if query.has_header {
@@ -256,6 +276,11 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
         });
     }
 
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(AggError::Inputs { problems }),
+    }
     let first_fields = first.map(|(_, f)| f);
     let header = if query.has_header {
         first_fields.clone()
@@ -373,8 +398,9 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Paths in the order given; the matches of one glob sorted (as `glob` yields them).
-fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, AggError> {
+/// Paths in the order given; the matches of one glob sorted (as `glob` yields them). Inputs
+/// that name nothing are added to `problems`.
+fn expand_inputs(inputs: &[String], problems: &mut Vec<AggError>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for input in inputs {
         // A name that exists as written is a path even if it contains glob characters.
@@ -382,26 +408,34 @@ fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>, AggError> {
             out.push(PathBuf::from(input));
             continue;
         }
-        let paths = glob::glob(input).map_err(|e| AggError::BadGlob {
-            pattern: input.clone(),
-            message: e.to_string(),
-        })?;
+        let paths = match glob::glob(input) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(AggError::BadGlob {
+                    pattern: input.clone(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
         let mut n = 0;
         for p in paths {
-            let p = p.map_err(|e| AggError::Unreadable {
-                path: e.path().to_path_buf(),
-                source: e.into(),
-            })?;
-            out.push(p);
+            match p {
+                Ok(p) => out.push(p),
+                Err(e) => problems.push(AggError::Unreadable {
+                    path: e.path().to_path_buf(),
+                    source: e.into(),
+                }),
+            }
             n += 1;
         }
         if n == 0 {
-            return Err(AggError::GlobNoMatch {
+            problems.push(AggError::GlobNoMatch {
                 pattern: input.clone(),
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// What the first record of a file says.

@@ -511,3 +511,34 @@ fn partials_and_plans_travel_over_the_wire() {
     assert_eq!(r.groups[1].values[0], Value::Float(1000.0));
     assert!(!r.exact);
 }
+
+#[test]
+fn every_unreadable_input_is_named_at_once() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let ok = d.path().join("ok.csv");
+    std::fs::write(&ok, "a,b\n1,2\n").expect("write");
+    let missing1 = d.path().join("nope1.csv");
+    let missing2 = d.path().join("nope2.csv");
+    let q = Query::value_counts(
+        vec![
+            ok.display().to_string(),
+            missing1.display().to_string(),
+            d.path().display().to_string(),
+            missing2.display().to_string(),
+            d.path().join("*.tsv").display().to_string(),
+        ],
+        Column::Name("a".into()),
+    );
+    let err = plan(&q, DEFAULT_PARTITION_BYTES)
+        .expect_err("unreadable inputs")
+        .to_string();
+    assert!(err.starts_with("4 inputs cannot be read"), "{err}");
+    for needle in [
+        "nope1.csv: no such file",
+        "nope2.csv: no such file",
+        "is a directory",
+        "*.tsv",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from: {err}");
+    }
+}
