@@ -205,6 +205,7 @@ pub fn dashboard(workers: usize) -> App {
 }
 
 /// What the watcher reports of a cluster that has ended: no coordinator, so no workers.
+#[cfg(test)]
 pub fn ended_snapshot() -> ClusterSnapshot {
     let mut s = snapshot(0);
     s.state = ClusterState::Ended;
