@@ -668,7 +668,14 @@ pub fn cancel_jobs(
         .and_then(|h| before.get(&h.id))
         .filter(|h| !h.is_active())
     {
-        record_end(dir, record, ended_how(h), "slurm", &jobs.ids(), lifecycle::core_hours(&before))?;
+        record_end(
+            dir,
+            record,
+            ended_how(h),
+            "slurm",
+            &jobs.ids(),
+            lifecycle::core_hours(&before),
+        )?;
     }
     let views = with_retry(|| {
         lifecycle::cancel_and_wait(slurm, &jobs.ids(), Duration::from_secs(90)).map_err(|e| match e
