@@ -11,6 +11,7 @@
 //! - `cmd::batch`: `corral batch -- CMD`, a cluster for the life of one command;
 //!   `cmd::history`, `cmd::sweep`, `cmd::plot`: finished queries and clusters, the scaling sweep,
 //!   and its plot (`chart`: the runtime plot as SVG and PNG).
+//! - `human`: byte sizes and durations for people, one format everywhere.
 //! - `local`: the local backend (agents as detached processes on this machine).
 //! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
 //! - `query_flags`: the query flags (`--by`, aggregates, files) shared by agg, query and sweep.
@@ -21,6 +22,7 @@ mod app;
 mod chart;
 mod cli;
 mod cmd;
+mod human;
 mod local;
 mod query_flags;
 mod report;

@@ -259,19 +259,6 @@ fn short_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
 
-fn bytes_human(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b} B")
-    }
-}
-
 pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let h = collect(args.name.as_deref())?;
     if args.json {
@@ -298,7 +285,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
                 short_time(&q.when),
                 q.cluster,
                 q.files,
-                bytes_human(q.bytes),
+                crate::human::bytes(q.bytes),
                 q.rows,
                 q.bad_rows,
                 q.workers,
@@ -385,8 +372,8 @@ mod tests {
             short_time("2026-01-31T12:34:56.789Z"),
             "2026-01-31 12:34:56"
         );
-        assert_eq!(bytes_human(999), "999 B");
-        assert_eq!(bytes_human(3_100_000), "3.1 MB");
-        assert_eq!(bytes_human(2_500_000_000), "2.50 GB");
+        assert_eq!(crate::human::bytes(999), "999 B");
+        assert_eq!(crate::human::bytes(3_100_000), "3.1 MB");
+        assert_eq!(crate::human::bytes(2_500_000_000), "2.50 GB");
     }
 }

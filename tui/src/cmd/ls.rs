@@ -176,7 +176,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>6} {:<20} DETAIL",
+        "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>8} {:<20} DETAIL",
         "NAME", "BACKEND", "STATE", "WORKERS", "CORES", "LEFT", "CREATED"
     );
     for e in &entries {
@@ -197,13 +197,14 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             _ => String::new(),
         };
         println!(
-            "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>6} {:<20} {}{}",
+            "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>8} {:<20} {}{}",
             e.name,
             e.backend.as_deref().unwrap_or("?"),
             e.state,
             workers,
             e.cores.map_or("?".into(), |c| c.to_string()),
-            e.walltime_left_secs.map_or("-".into(), short_duration),
+            e.walltime_left_secs
+                .map_or("-".into(), crate::human::duration),
             e.created_at.as_deref().unwrap_or("?"),
             detail,
             e.problem
@@ -213,14 +214,4 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `1d2h`, `3h05m`, `12m` — walltime left at a glance.
-fn short_duration(secs: u64) -> String {
-    let (d, h, m) = (secs / 86_400, (secs / 3600) % 24, (secs / 60) % 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h}h"),
-    }
 }

@@ -33,19 +33,6 @@ struct JsonOut<'a> {
     error: Option<String>,
 }
 
-fn human_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
-    }
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
 /// The snapshot as a few lines and a table of workers.
 pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     let mut out = String::new();
@@ -59,7 +46,7 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     out.push_str(&format!(
         "cluster {} ({backend}) — running for {}, coordinator on {} (pid {})\n",
         s.cluster,
-        human_duration(s.uptime_ms),
+        crate::human::duration(s.uptime_ms / 1000),
         s.coordinator_node,
         s.coordinator_pid
     ));
@@ -100,7 +87,7 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
             q.bytes_done as f64 / 1e9,
             q.bytes_total as f64 / 1e9,
             q.workers,
-            human_duration(q.elapsed_ms)
+            crate::human::duration(q.elapsed_ms / 1000)
         ));
     }
     if s.restriction.max_workers.is_some() || s.restriction.max_cores.is_some() {
@@ -129,7 +116,7 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
             WorkerState::Left => "left",
         };
         let hb = if matches!(w.state, WorkerState::Dead | WorkerState::Left) {
-            format!("{} ago", human_duration(w.heartbeat_age_ms))
+            format!("{} ago", crate::human::duration(w.heartbeat_age_ms / 1000))
         } else {
             format!("{:.1}s", w.heartbeat_age_ms as f64 / 1000.0)
         };
@@ -143,7 +130,7 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
             state,
             hb,
             r.cpu_busy_pct,
-            mb(r.rss_bytes),
+            crate::human::bytes(r.rss_bytes),
             format!("{}/{}/{}", r.tasks_running, r.tasks_queued, r.tasks_done),
             r.rows_processed
         ));
@@ -259,7 +246,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     "jobs: {}; walltime left: {}",
                     jobs.join(", "),
                     st.left_secs
-                        .map_or("unknown".into(), |s| human_duration(s * 1000))
+                        .map_or("unknown".into(), crate::human::duration)
                 );
             }
             Ok(ExitCode::SUCCESS)
