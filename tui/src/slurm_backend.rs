@@ -518,16 +518,18 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// Records that a cluster ended before it was ready (see [`record_end`]).
 fn mark_stopped(dir: &ClusterDir, how: &str) -> anyhow::Result<()> {
     let mut record = ClusterRecord::load(dir)?;
-    if record.stopped.is_none() {
-        record.stopped = Some(Stopped {
-            at_unix: lifecycle::now_unix(),
-            how: how.to_string(),
-        });
-        record.save(dir)?;
-    }
-    Ok(())
+    let jobs = ClusterJobs::load(dir)?;
+    record_end(
+        dir,
+        &mut record,
+        how.to_string(),
+        "corral up",
+        &jobs.ids(),
+        0.0,
+    )
 }
 
 /// Where a SLURM cluster is, for `status` and `ls`.
@@ -911,4 +913,108 @@ fn join_ids(ids: &[JobId]) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use corral_core::model::Walltime;
+    use corral_core::slurm::{
+        JobDetail, Node, Partition, QueuedJob, SlurmError, StartEstimate, SubmitOptions,
+    };
+
+    use super::*;
+
+    /// A job that pends for a reason it can never get past, until it is cancelled.
+    struct NeverStarts {
+        cancelled: Mutex<Vec<JobId>>,
+    }
+
+    impl Slurm for NeverStarts {
+        fn partitions(&self) -> Result<Vec<Partition>, SlurmError> {
+            Ok(Vec::new())
+        }
+        fn nodes(&self) -> Result<Vec<Node>, SlurmError> {
+            Ok(Vec::new())
+        }
+        fn submit(&self, _: &str, _: &SubmitOptions) -> Result<JobId, SlurmError> {
+            Ok(JobId(7))
+        }
+        fn estimate(&self, _: &str, _: &SubmitOptions) -> Result<StartEstimate, SlurmError> {
+            Err(SlurmError::Parse {
+                command: "sbatch --test-only".into(),
+                output: String::new(),
+            })
+        }
+        fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError> {
+            let cancelled = self.cancelled.lock().map(|c| !c.is_empty()).unwrap_or(true);
+            Ok(if cancelled {
+                Vec::new()
+            } else {
+                QueuedJob::from_line(
+                    "7|PENDING|PartitionConfig|0:00|1-00:00:00|1-00:00:00|1|4|debug||corral-never",
+                )
+                .into_iter()
+                .collect()
+            })
+        }
+        fn job(&self, _: JobId) -> Result<Option<JobDetail>, SlurmError> {
+            Ok(JobDetail::from_line(
+                "JobId=7 JobName=corral-never JobState=CANCELLED Reason=None NumCPUs=4 RunTime=00:00:00",
+            ))
+        }
+        fn cancel(&self, ids: &[JobId], _: Option<&str>) -> Result<(), SlurmError> {
+            if let Ok(mut c) = self.cancelled.lock() {
+                c.extend_from_slice(ids);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_job_that_can_never_start_is_cancelled_and_recorded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = ClusterDir::create_in(tmp.path(), "never").expect("cluster dir");
+        let spec = ClusterSpec {
+            name: "never".into(),
+            workers: 2,
+            cores_per_worker: 2,
+            mem_per_worker_mb: None,
+            walltime: Walltime::from_days(1),
+            partition: None,
+            account: None,
+        };
+        ClusterRecord {
+            name: spec.name.clone(),
+            workers: 2,
+            cores_per_worker: 2,
+            created_at_unix: 0,
+            backend: Backend::Slurm {
+                agent: vec!["corral-agent".into()],
+                spec: spec.clone(),
+            },
+            stopped: None,
+        }
+        .save(&dir)
+        .expect("spec.json");
+        let slurm = NeverStarts {
+            cancelled: Mutex::new(Vec::new()),
+        };
+        let ready = wait_ready(
+            &slurm,
+            &dir,
+            &spec,
+            JobId(7),
+            2,
+            true,
+            Some(Duration::from_secs(30)),
+        )
+        .expect("waits");
+        assert_eq!(ready, Ready::NeverStarts);
+        assert_eq!(*slurm.cancelled.lock().expect("lock"), vec![JobId(7)]);
+        let record = ClusterRecord::load(&dir).expect("spec.json");
+        let how = record.stopped.expect("recorded as ended").how;
+        assert!(how.contains("could never start (PartitionConfig)"), "{how}");
+    }
 }
