@@ -228,10 +228,8 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
 
     drop(blocker);
     let started = wait_for(Duration::from_secs(60), || {
-        let s = on.run(&["status", "waits", "--json"]);
-        serde_json::from_str::<serde_json::Value>(&s.stdout)
-            .map(|v| v["state"] == "running" && v["snapshot"]["cores"] == 8)
-            .unwrap_or(false)
+        let v = on.status("waits");
+        v["state"] == "running" && v["snapshot"]["cores"] == 8
     });
     assert!(started, "the cluster did not start after the blocker ended");
 }
@@ -285,9 +283,8 @@ fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
     assert!(up12.success(), "{up12}");
     assert!(
         wait_for(Duration::from_secs(60), || {
-            let s = on.run(&["status", "elastic", "--json"]);
-            serde_json::from_str::<serde_json::Value>(&s.stdout)
-                .is_ok_and(|v| v["snapshot"]["cores"] == 24)
+            let v = on.status("elastic");
+            v["snapshot"]["cores"] == 24
         }),
         "12 workers never connected"
     );
@@ -297,20 +294,11 @@ fn slurm_scale_eight_to_twelve_to_four_while_a_query_runs_stays_exact() {
 
     let out = query.join().expect("query thread").expect("query ran");
     assert!(out.success(), "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("query JSON");
-    let mut counts = serde_json::Map::new();
-    for g in v["groups"].as_array().expect("groups") {
-        counts.insert(
-            g["key"][0].as_str().expect("key").to_string(),
-            g["count"].clone(),
-        );
-    }
-    assert_eq!(serde_json::Value::Object(counts), expected_counts(&data));
+    assert_eq!(counts_in(&out.stdout), expected_counts(&data));
     assert!(
         wait_for(Duration::from_secs(30), || {
-            let s = on.run(&["status", "elastic", "--json"]);
-            serde_json::from_str::<serde_json::Value>(&s.stdout)
-                .is_ok_and(|v| v["snapshot"]["cores"] == 8)
+            let v = on.status("elastic");
+            v["snapshot"]["cores"] == 8
         }),
         "the cluster did not shrink to 4 workers"
     );
@@ -414,9 +402,8 @@ fn slurm_status_reattaches_from_a_new_shell_after_the_starter_was_killed() {
     starter.kill().expect("kill the starter");
     let _ = starter.wait();
     let running = wait_for(Duration::from_secs(60), || {
-        let s = on.run(&["status", "again", "--json"]);
-        serde_json::from_str::<serde_json::Value>(&s.stdout)
-            .is_ok_and(|v| v["state"] == "running" && v["snapshot"]["cores"] == 4)
+        let v = on.status("again");
+        v["state"] == "running" && v["snapshot"]["cores"] == 4
     });
     assert!(
         running,
@@ -474,8 +461,8 @@ fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("#SBATCH --time=0-00:01:00"), "{out}");
     let ended = wait_for(Duration::from_secs(150), || {
-        let s = on.run(&["status", "brief", "--json"]);
-        serde_json::from_str::<serde_json::Value>(&s.stdout).is_ok_and(|v| v["state"] == "ended")
+        let v = on.status("brief");
+        v["state"] == "ended"
     });
     assert!(ended, "not shown as ended after its walltime");
     let s = on.run(&["status", "brief"]);
