@@ -1,0 +1,399 @@
+//! A query's life: queued, planned (on a blocking thread), its files checked by every
+//! worker, finished or failed; the submitter's progress and the ledger line.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::aggregate::{self, AggError, Parity, Plan, Query, QueryResult};
+use crate::protocol::{
+    FileProblem, Json, QueryFailure, QueryId, QueryOptions, QueryReport, ToClient, ToWorker,
+    WorkerId,
+};
+use crate::schedule::Scheduler;
+
+use super::super::ledger;
+use super::run::{MergeThread, Pending, Phase, Run, error_path};
+use super::{Event, State, frame, unix_ms};
+
+/// At most this often a submitter gets progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+impl State {
+    pub(super) fn submit(
+        &mut self,
+        query: Query,
+        options: QueryOptions,
+        progress: mpsc::Sender<ToClient>,
+        done: oneshot::Sender<ToClient>,
+    ) {
+        let id = self.next_query;
+        self.next_query += 1;
+        let behind = self.queue.len() as u32 + u32::from(self.run.is_some());
+        let _ = progress.try_send(ToClient::Accepted {
+            query: id,
+            queued_behind: behind,
+        });
+        info!(query = id, inputs = ?query.inputs, "query submitted");
+        self.queue.push_back(Pending {
+            id,
+            query,
+            options,
+            progress,
+            done,
+        });
+        self.start_next();
+    }
+
+    pub(super) fn start_next(&mut self) {
+        if self.run.is_some() {
+            return;
+        }
+        let Some(p) = self.queue.pop_front() else {
+            return;
+        };
+        let partition_bytes = p
+            .options
+            .partition_bytes
+            .unwrap_or(self.cfg.partition_bytes)
+            .max(1);
+        let now = Instant::now();
+        self.run = Some(Run {
+            id: p.id,
+            query: p.query.clone(),
+            progress: p.progress,
+            done: Some(p.done),
+            started: now,
+            started_unix_ms: unix_ms(),
+            partition_bytes,
+            phase: Phase::Planning,
+            plan: None,
+            plan_frame: None,
+            tasks: Vec::new(),
+            sched: Scheduler::new(0),
+            results: Vec::new(),
+            file_tasks: Vec::new(),
+            cursor: Vec::new(),
+            parity: Vec::new(),
+            merger: None,
+            failed_on: HashMap::new(),
+            contributors: BTreeMap::new(),
+            reruns: Vec::new(),
+            bytes_done: 0,
+            rows_done: 0,
+            last_progress: now,
+        });
+        // Planning stats and reads every file's header: blocking I/O, off the event loop.
+        let events = self.events.clone();
+        let (query, id) = (p.query, p.id);
+        self.background.spawn_blocking(move || {
+            let plan = aggregate::plan(&query, partition_bytes);
+            let _ = events.blocking_send(Event::Planned { query: id, plan });
+        });
+    }
+
+    pub(super) fn planned(&mut self, query: QueryId, plan: Result<Plan, AggError>) {
+        let Some(run) = &mut self.run else { return };
+        if run.id != query {
+            return;
+        }
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                let files = error_path(&e).into_iter().collect();
+                self.fail_query(e.to_string(), files);
+                return;
+            }
+        };
+        let plan_frame = match frame(&ToWorker::Plan {
+            query,
+            plan: Box::new(plan.clone()),
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail_query(
+                    format!("the query plan cannot be sent to workers: {e}"),
+                    vec![],
+                );
+                return;
+            }
+        };
+        let n = plan.partitions.len();
+        let mut file_tasks = vec![0..0; plan.files.len()];
+        for (i, p) in plan.partitions.iter().enumerate() {
+            if let Some(r) = file_tasks.get_mut(p.file) {
+                if r.start == r.end {
+                    *r = i..i + 1;
+                } else {
+                    r.end = i + 1;
+                }
+            }
+        }
+        info!(
+            query,
+            files = plan.files.len(),
+            bytes = plan.total_bytes(),
+            tasks = n,
+            "planned"
+        );
+        let plan = Arc::new(plan);
+        run.tasks = plan.partitions.clone();
+        run.sched = Scheduler::new(n);
+        run.results = vec![None; n];
+        run.cursor = file_tasks.iter().map(|r| r.start).collect();
+        run.parity = vec![Parity::Even; plan.files.len()];
+        run.file_tasks = file_tasks;
+        run.merger = Some(MergeThread::spawn(
+            query,
+            plan.clone(),
+            n,
+            self.events.clone(),
+        ));
+        run.plan = Some(plan);
+        run.plan_frame = Some(plan_frame.clone());
+        let mut waiting = BTreeSet::new();
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            if self.send_to(id, plan_frame.clone())
+                && let Some(w) = self.workers.get_mut(&id)
+            {
+                w.plan_sent = Some(query);
+                waiting.insert(id);
+            }
+        }
+        let Some(run) = &mut self.run else { return };
+        run.phase = Phase::Checking {
+            waiting,
+            deadline: Instant::now() + self.cfg.plan_check_timeout,
+            problems: Vec::new(),
+        };
+        if matches!(&run.phase, Phase::Checking { waiting, .. } if waiting.is_empty()) {
+            self.checks_over();
+        }
+    }
+
+    pub(super) fn plan_checked(
+        &mut self,
+        id: WorkerId,
+        query: QueryId,
+        unreadable: Vec<FileProblem>,
+    ) {
+        let Some(run) = &mut self.run else { return };
+        if run.id != query {
+            return;
+        }
+        let node = self
+            .workers
+            .get(&id)
+            .map(|w| w.reg.node.clone())
+            .unwrap_or_default();
+        let ok = unreadable.is_empty();
+        match &mut run.phase {
+            Phase::Checking {
+                waiting, problems, ..
+            } => {
+                waiting.remove(&id);
+                problems.extend(unreadable.into_iter().map(|p| (node.clone(), p)));
+                let over = waiting.is_empty();
+                if ok && let Some(w) = self.workers.get_mut(&id) {
+                    w.ready = Some(query);
+                }
+                if over {
+                    self.checks_over();
+                }
+            }
+            Phase::Running => {
+                // A worker that joined mid-query and cannot read the files is left out of it.
+                if ok {
+                    if let Some(w) = self.workers.get_mut(&id) {
+                        w.ready = Some(query);
+                    }
+                    self.dispatch();
+                } else {
+                    let files: Vec<String> = unreadable
+                        .iter()
+                        .map(|p| format!("{} ({})", p.path.display(), p.error))
+                        .collect();
+                    let line = format!(
+                        "{node}: cannot read {}; it gets no work of query {query}",
+                        files.join(", ")
+                    );
+                    warn!("{line}");
+                    self.warnings.push_back(line);
+                }
+            }
+            Phase::Planning | Phase::Merging => {}
+        }
+    }
+
+    /// Every worker answered the plan check (or the deadline passed): fail naming every
+    /// unreadable file, or start handing out work.
+    pub(super) fn checks_over(&mut self) {
+        let Some(run) = &mut self.run else { return };
+        let Phase::Checking {
+            waiting, problems, ..
+        } = std::mem::replace(&mut run.phase, Phase::Running)
+        else {
+            return;
+        };
+        if !waiting.is_empty() {
+            warn!(query = run.id, workers = ?waiting, "workers did not check the plan in time; they get work once they do");
+        }
+        if !problems.is_empty() {
+            let mut by_file: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+            for (node, p) in problems {
+                by_file
+                    .entry(p.path)
+                    .or_default()
+                    .push(format!("{node}: {}", p.error));
+            }
+            let files: Vec<PathBuf> = by_file.keys().cloned().collect();
+            let detail: Vec<String> = by_file
+                .iter()
+                .map(|(path, why)| format!("{} ({})", path.display(), why.join("; ")))
+                .collect();
+            let msg = format!(
+                "workers cannot read {} file{}: {}",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                detail.join(", ")
+            );
+            self.fail_query(msg, files);
+            return;
+        }
+        info!(query = run.id, "plan checked by the workers; running");
+        self.dispatch();
+        self.maybe_merge();
+    }
+
+    pub(super) fn merged(&mut self, query: QueryId, result: Result<QueryResult, AggError>) {
+        let Some(run) = &self.run else { return };
+        if run.id != query {
+            return;
+        }
+        match result {
+            Ok(r) => self.finish_query(r),
+            Err(e) => {
+                let files = error_path(&e).into_iter().collect();
+                self.fail_query(e.to_string(), files);
+            }
+        }
+    }
+
+    pub(super) fn finish_query(&mut self, result: QueryResult) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        let counts = run.sched.counts();
+        let seconds = run.started.elapsed().as_secs_f64();
+        let finished = unix_ms();
+        info!(
+            query = run.id,
+            seconds,
+            rows = result.rows,
+            workers = run.contributors.len(),
+            reruns = run.reruns.len(),
+            "query done"
+        );
+        let plan = run.plan.clone();
+        let report = QueryReport {
+            query: run.id,
+            result: Json(result),
+            workers: run.contributors.len() as u32,
+            cores: run.contributors.values().sum(),
+            tasks: run.tasks.len() as u32,
+            partition_bytes: run.partition_bytes,
+            reruns: std::mem::take(&mut run.reruns),
+            failed_attempts: counts.failed,
+            seconds,
+            started_at_unix_ms: run.started_unix_ms,
+            finished_at_unix_ms: finished,
+        };
+        self.write_ledger(ledger::Line::of_report(
+            &run.query,
+            plan.as_deref(),
+            &report,
+        ));
+        self.end_run(&run, true);
+        if let Some(done) = run.done.take() {
+            let _ = done.send(ToClient::Done(Box::new(report)));
+        }
+        self.start_next();
+    }
+
+    pub(super) fn fail_query(&mut self, error: String, files: Vec<PathBuf>) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        let seconds = run.started.elapsed().as_secs_f64();
+        warn!(query = run.id, error = %error, "query failed");
+        let failure = QueryFailure {
+            query: run.id,
+            error,
+            files,
+            seconds,
+        };
+        self.write_ledger(ledger::Line::of_failure(
+            &run.query,
+            run.plan.as_deref(),
+            &failure,
+            run.started_unix_ms,
+            run.contributors.len() as u32,
+            run.contributors.values().sum(),
+        ));
+        // Workers drop what they hold of it.
+        if let Ok(f) = frame(&ToWorker::Cancel { query: run.id }) {
+            let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+            for id in ids {
+                self.send_to(id, f.clone());
+            }
+        }
+        self.end_run(&run, false);
+        if let Some(done) = run.done.take() {
+            let _ = done.send(ToClient::Failed(failure));
+        }
+        self.start_next();
+    }
+
+    pub(super) fn end_run(&mut self, run: &Run, ok: bool) {
+        let c = run.sched.counts();
+        self.past.done += c.done;
+        self.past.failed += c.failed;
+        self.past.rerun += c.rerun;
+        if ok {
+            self.queries_done += 1;
+        } else {
+            self.queries_failed += 1;
+        }
+        for w in self.workers.values_mut() {
+            w.assigned = 0;
+            w.ready = None;
+            w.plan_sent = None;
+        }
+    }
+
+    pub(super) fn send_progress(&mut self, force: bool) {
+        let Some(run) = &mut self.run else { return };
+        if !force && run.last_progress.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        run.last_progress = Instant::now();
+        // Progress is advisory: a full channel means the client will see the next one.
+        let _ = run.progress.try_send(ToClient::Progress(run.progress()));
+    }
+
+    pub(super) fn write_ledger(&mut self, line: ledger::Line) {
+        let Some(path) = self.cfg.ledger.clone() else {
+            return;
+        };
+        self.background.spawn_blocking(move || {
+            if let Err(e) = ledger::append(&path, &line) {
+                warn!("cannot append to the ledger {}: {e}", path.display());
+            }
+        });
+    }
+}
