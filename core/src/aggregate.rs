@@ -13,37 +13,32 @@
 //! - [`run`]: files (memory maps or reads), change detection, threads, [`execute`].
 //! - [`error`]: the error type, [`AggError`].
 //!
-//! # Records, partitions and quote parity
+//! # Records, partitions and quoting state
 //!
-//! Records are RFC 4180 as real exports write them: `,` between fields, `"` around fields that
-//! contain `,`, `"` (doubled) or line breaks; lines end in `\n` or `\r\n` (a bare `\r` is data);
+//! Records are CSV as Python's csv module, pandas and polars read it: `,` between fields; a
+//! field that STARTS with `"` is quoted (it may hold `,`, line breaks and `""` for a quote; text
+//! after its closing quote is appended, `"ab"c` = `abc`); a `"` anywhere else is a literal
+//! byte (`12,5" screen,7` has three fields). Lines end in `\n` or `\r\n` (a bare `\r` is data);
 //! an optional UTF-8 BOM; a header per file (checked equal across files); the last line may
 //! lack its newline; empty lines are skipped (and counted). A record starts at the file's data
-//! start or right after an unquoted `\n`.
+//! start or right after a `\n` outside quotes.
 //!
 //! A partition `[start, end)` owns exactly the records that START in it; it reads past `end`
-//! to finish its last record. Whether a byte is inside quotes depends only on the parity of
-//! the `"` bytes before it, so a partition is computed from an ASSUMED parity at `start`
-//! ([`Partition::parity`], even by default) and reports, per span, how many quotes and
-//! newlines `[start, end)` holds. Those counts do not depend on the assumption, so their
-//! prefix sums give the true parity at every partition start: [`check_parities`] lists the
-//! partitions computed under the wrong one (only possible when a split falls inside a quoted
-//! field) with the right parity, to be re-run; [`finish`] refuses to merge until none is left.
-//! The same prefix sums of newlines turn a bad row's span-relative line into its file line.
+//! to finish its last record. Where records start depends on the quoting state at `start`
+//! ([`Parity`]: outside, inside, or just after a literal quote), so a partition is computed
+//! from an ASSUMED state (outside by default) and reports the state it reached at `end`.
+//! Walking a file's partitions in order, each one computed from the true state gives the true
+//! state of the next: [`check_parities`] lists the partition computed under a wrong state
+//! (only possible when a split falls inside a quoted field), to be re-run; [`finish`] refuses
+//! to merge until none is left. The partitions' newline counts turn a bad row's
+//! span-relative line into its file line.
 //!
-//! # Malformed quoting
-//!
-//! Every `"` toggles "inside quotes", wherever it is; that is what lets the scanner work on
-//! whole blocks. RFC 4180 puts quotes only at field edges, so a record with a quote elsewhere
-//! (`ab"c`, `"ab"c`) is a bad row, reason `malformed_quote`; because its quote still toggled,
-//! the record may extend to the next quote (over lines), and all of that is that one bad row.
 //! A quote left open at the end of a file makes the rest of the file one bad row,
-//! `unterminated_quote`. The csv crate instead reads a quote inside an unquoted field as a
-//! literal; well-formed files give the same result either way (tested against it).
+//! `unterminated_quote`. Tested against the csv crate, which reads quotes the same way.
 //!
 //! # Bad rows
 //!
-//! Never dropped silently: wrong field count, unterminated quote, malformed quote, a
+//! Never dropped silently: wrong field count, unterminated quote, a
 //! non-numeric value in an aggregated column (empty and pandas' NA spellings are missing
 //! values, skipped and counted, not bad). Counted by reason with the first five examples (file,
 //! line, first 200 bytes); `strict` turns the first into an error naming file and line.
@@ -62,7 +57,7 @@ pub(crate) mod scan;
 
 pub use badrows::{BadExample, BadReason, BadRows};
 pub use error::AggError;
-pub use merge::{Merger, Rerun, chain_parities, check_parities, finish};
+pub use merge::{Merger, Rerun, check_parities, finish};
 pub use partial::{AggState, Group, Partial, SpanStats};
 pub use plan::{
     DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, Parity, Partition, Plan, PlannedFile, plan,

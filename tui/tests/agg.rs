@@ -446,3 +446,23 @@ fn truncated_during_a_real_run_never_kills_the_process() {
         other => panic!("killed or odd exit {other:?}: {:?} {stderr}", out.status),
     }
 }
+
+/// Issue 12: a quote inside an unquoted field is a literal character (as Python's csv, pandas
+/// and polars read it), so `5" screen` rows are counted, not turned into one bad row.
+#[test]
+fn a_literal_quote_in_an_unquoted_field_is_counted() {
+    let home = tempdir();
+    let f = home.path().join("items.csv");
+    fs::write(
+        &f,
+        "id,item,n\n12,5\" screen,7\n13,5\" screen,8\n14,cable,1\n15,\"a,b\",2\n",
+    )
+    .expect("write");
+    let v = agg_json(home.path(), &["--by", "item", f.to_str().expect("utf-8")]);
+    assert_eq!(v["bad_rows"]["total"], 0, "{v}");
+    let c = counts(&v);
+    assert_eq!(c.get("5\" screen"), Some(&2), "{v}");
+    assert_eq!(c.get("cable"), Some(&1), "{v}");
+    assert_eq!(c.get("a,b"), Some(&1), "{v}");
+    assert_eq!(v["rows"], 4);
+}

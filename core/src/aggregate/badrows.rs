@@ -17,8 +17,6 @@ pub enum BadReason {
     WrongFieldCount,
     /// A quote opened and never closed before the end of the file.
     UnterminatedQuote,
-    /// A quote that is not at the edge of a field (`ab"c`, `"ab"c`).
-    MalformedQuote,
     /// An aggregated column holds something that is not a number.
     NonNumeric,
 }
@@ -28,7 +26,6 @@ impl BadReason {
         match self {
             BadReason::WrongFieldCount => "wrong_field_count",
             BadReason::UnterminatedQuote => "unterminated_quote",
-            BadReason::MalformedQuote => "malformed_quote",
             BadReason::NonNumeric => "non_numeric",
         }
     }

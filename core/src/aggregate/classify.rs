@@ -47,16 +47,6 @@ pub fn classify_portable(block: &[u8; 64]) -> Masks {
     m
 }
 
-/// Bitmap of `\r` bytes: only needed on the rare blocks that contain quotes.
-#[inline(always)]
-pub fn cr_mask(block: &[u8; 64]) -> u64 {
-    let mut m = 0;
-    for i in 0..8 {
-        m |= pack(eq_bytes(word(block, i), b'\r')) << (8 * i);
-    }
-    m
-}
-
 /// Inclusive prefix XOR: bit i = XOR of bits 0..=i. Over the quote bitmap it marks the bytes
 /// inside quotes (an opening quote is inside, its closing quote is not).
 #[inline(always)]

@@ -1,10 +1,10 @@
 //! Merging partials into a result, and the parity/line bookkeeping that makes it exact.
 //!
-//! Each file's spans, sorted by start, must tile the file's data bytes. Walking them in order
-//! with a running quote count gives the TRUE parity at every span start (the counts do not
-//! depend on the parity a span was computed under) and, with a running newline count, the
-//! file line of every span start. A span computed under the wrong parity is re-run
-//! ([`check_parities`]); [`finish`] refuses to merge until none is left.
+//! Each file's spans, sorted by start, must tile the file's data bytes. Walking them in order,
+//! each span computed from the true quoting state at its start gives the true state at its end
+//! (the next span's start); a running newline count gives the file line of every span start.
+//! A span computed under the wrong state is re-run ([`check_parities`]); the spans after it
+//! are judged once it has been; [`finish`] refuses to merge until none is left.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -49,20 +49,6 @@ fn spans_by_file(
     Ok(by_file)
 }
 
-/// The true parity of each span start that can already be known: those whose file is covered
-/// without gap from its data start up to them. `first` is the parity at the first span start.
-pub fn chain_parities(first: Parity, spans: &[SpanStats]) -> Vec<Parity> {
-    let mut p = first;
-    spans
-        .iter()
-        .map(|s| {
-            let here = p;
-            p = p.advance(s.quotes);
-            here
-        })
-        .collect()
-}
-
 /// Which partials were computed under a wrong assumed parity, with the partitions to compute
 /// instead. Spans after a gap (a partition not reported yet) cannot be judged yet and are not
 /// listed; call again when more partials have arrived. The coordinator uses this as partials
@@ -80,9 +66,11 @@ pub fn check_parities(plan: &Plan, partials: &[Partial]) -> Result<Vec<Rerun>, A
             }
             truth.insert((f, s.start), parity);
             if s.parity != parity {
+                // Its end state is not known until it is re-run: the spans after it wait.
                 wrong.insert(*i);
+                break;
             }
-            parity = parity.advance(s.quotes);
+            parity = s.end_parity;
             pos = s.end;
         }
     }
@@ -156,7 +144,7 @@ pub fn finish(plan: &Plan, partials: Vec<Partial>) -> Result<QueryResult, AggErr
             }
             line_at.insert((f, s.start), line);
             line += s.newlines;
-            parity = parity.advance(s.quotes);
+            parity = s.end_parity;
             pos = s.end;
         }
         if pos != file.size {

@@ -122,10 +122,10 @@ pub struct SpanStats {
     pub file: usize,
     pub start: u64,
     pub end: u64,
-    /// The quote parity assumed at `start` when this range was computed.
+    /// The quoting state assumed at `start` when this range was computed.
     pub parity: Parity,
-    /// `"` bytes in `[start, end)` (independent of the assumed parity).
-    pub quotes: u64,
+    /// The quoting state at `end` that followed from it (true only if `parity` was).
+    pub end_parity: Parity,
     /// `\n` bytes in `[start, end)`, quoted or not (physical lines).
     pub newlines: u64,
 }
@@ -395,28 +395,33 @@ impl<'s> Acc<'s> {
     }
 }
 
-/// Strips a field's quotes: `"a""b"` → `a"b`. Only well-formed fields get here (the walker
-/// turns records with misplaced quotes into bad rows).
+/// A field's value as Python's csv reads it: `"a""b"` → `a"b`, `"ab"c` → `abc`; a field
+/// that does not start with a quote is taken as it is (its quotes are literal).
 #[inline]
 fn unquote<'a>(raw: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
     if raw.first() != Some(&b'"') {
         return raw;
     }
-    let inner = if raw.len() >= 2 && raw[raw.len() - 1] == b'"' {
-        &raw[1..raw.len() - 1]
-    } else {
-        &raw[1..]
-    };
-    if memchr::memchr(b'"', inner).is_none() {
-        return inner;
+    if raw.len() >= 2
+        && raw[raw.len() - 1] == b'"'
+        && memchr::memchr(b'"', &raw[1..raw.len() - 1]).is_none()
+    {
+        return &raw[1..raw.len() - 1];
     }
     scratch.clear();
-    let mut i = 0;
-    while i < inner.len() {
-        scratch.push(inner[i]);
-        // `""` inside quotes is one `"`.
-        if inner[i] == b'"' && inner.get(i + 1) == Some(&b'"') {
-            i += 1;
+    let mut inside = true;
+    let mut i = 1;
+    while i < raw.len() {
+        let b = raw[i];
+        if inside && b == b'"' {
+            if raw.get(i + 1) == Some(&b'"') {
+                scratch.push(b'"');
+                i += 1;
+            } else {
+                inside = false;
+            }
+        } else {
+            scratch.push(b);
         }
         i += 1;
     }

@@ -22,33 +22,19 @@ pub const DEFAULT_PARTITION_BYTES: u64 = 64 << 20;
 /// finish together, large enough that per-piece costs (a `stat`, page-table work) vanish.
 pub const LOCAL_PARTITION_BYTES: u64 = 8 << 20;
 
-/// The number of `"` bytes before a byte position, modulo 2. Odd means "inside a quoted field".
+/// The quoting state at a byte position, before that byte: outside quotes (`Even`), inside a
+/// quoted field (`Odd`), or outside right after a literal quote of an unquoted field (then a
+/// quote at this position is literal too, where after a closing quote it would re-open).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Parity {
     #[default]
     Even,
     Odd,
+    AfterLiteralQuote,
 }
 
 impl Parity {
-    pub fn from_count(quotes: u64) -> Parity {
-        if quotes % 2 == 0 {
-            Parity::Even
-        } else {
-            Parity::Odd
-        }
-    }
-    /// The parity after `quotes` more quote bytes.
-    pub fn advance(self, quotes: u64) -> Parity {
-        if quotes % 2 == 0 { self } else { self.flip() }
-    }
-    pub fn flip(self) -> Parity {
-        match self {
-            Parity::Even => Parity::Odd,
-            Parity::Odd => Parity::Even,
-        }
-    }
     pub fn is_odd(self) -> bool {
         self == Parity::Odd
     }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::mmap::{self, Isa, MappedFile};
 
 use super::error::AggError;
-use super::merge::{chain_parities, check_parities, finish};
+use super::merge::{check_parities, finish};
 use super::partial::{Acc, AccSink, Partial, SpanStats, Spec};
-use super::plan::{LOCAL_PARTITION_BYTES, Partition, Plan, PlannedFile};
+use super::plan::{LOCAL_PARTITION_BYTES, Parity, Partition, Plan, PlannedFile};
 use super::result::QueryResult;
 use super::scan::{Resume, ScanArgs};
 
@@ -131,8 +131,8 @@ impl<'p> Inputs<'p> {
             return Err(bad());
         }
         let mut acc = Acc::new(&self.spec, part.file, part.start);
-        let (quotes, newlines) = if part.is_empty() {
-            (0, 0)
+        let (end_parity, newlines) = if part.is_empty() {
+            (part.parity, 0)
         } else {
             let src = self.source(part.file)?;
             let counts = match &*src {
@@ -158,23 +158,26 @@ impl<'p> Inputs<'p> {
             start: part.start,
             end: part.end,
             parity: part.parity,
-            quotes,
+            end_parity,
             newlines,
         }))
     }
 
     /// Where the walk starts: at the data start a record begins; elsewhere the walk looks at
     /// the byte before `start` too (a record starts at `start` if that byte is an unquoted
-    /// newline). The assumed parity is at `start`; the state before that byte differs from it
-    /// exactly when that byte is a quote.
+    /// newline). The assumed state is at `start`; the state before that byte differs from it
+    /// only when that byte is a quote: it opened (`Odd`), closed (`Even`) or was literal.
     fn entry(&self, pf: &PlannedFile, part: &Partition, before: Option<u8>) -> (u64, Resume) {
         match before {
-            Some(b) if part.start > pf.data_start => (
-                part.start - 1,
-                Resume::Seek {
-                    in_quote: part.parity.is_odd() ^ (b == b'"'),
-                },
-            ),
+            Some(b) if part.start > pf.data_start => {
+                let (in_quote, open_ok) = match (b == b'"', part.parity) {
+                    (false, p) => (p.is_odd(), true),
+                    (true, Parity::Odd) => (false, true),
+                    (true, Parity::Even) => (true, true),
+                    (true, Parity::AfterLiteralQuote) => (false, false),
+                };
+                (part.start - 1, Resume::Seek { in_quote, open_ok })
+            }
             _ => (part.start, Resume::AtRecord),
         }
     }
@@ -185,7 +188,7 @@ impl<'p> Inputs<'p> {
         pf: &PlannedFile,
         part: &Partition,
         acc: &mut Acc<'_>,
-    ) -> (u64, u64) {
+    ) -> (Parity, u64) {
         let data = m.bytes();
         let before = part
             .start
@@ -205,7 +208,7 @@ impl<'p> Inputs<'p> {
         };
         let out = mmap::scan(self.isa, &args, &mut AccSink { acc, data, base: 0 });
         m.release(part.start as usize, part.len() as usize);
-        (out.quotes, out.newlines)
+        (out.end_parity.unwrap_or(part.parity), out.newlines)
     }
 
     fn scan_read(
@@ -214,7 +217,7 @@ impl<'p> Inputs<'p> {
         pf: &PlannedFile,
         part: &Partition,
         acc: &mut Acc<'_>,
-    ) -> Result<(u64, u64), AggError> {
+    ) -> Result<(Parity, u64), AggError> {
         let mut chunk = self.read_chunk;
         let mut buf: Vec<u8> = Vec::new();
         let mut from = if part.start > pf.data_start {
@@ -224,7 +227,7 @@ impl<'p> Inputs<'p> {
         };
         let mut mode = None;
         let mut stats_from = part.start;
-        let (mut quotes, mut newlines) = (0, 0);
+        let (mut end_parity, mut newlines) = (part.parity, 0);
         loop {
             let want = chunk.min(pf.size - from) as usize;
             buf.resize(want, 0);
@@ -274,7 +277,9 @@ impl<'p> Inputs<'p> {
                     base: from,
                 },
             );
-            quotes += out.quotes;
+            if let Some(p) = out.end_parity {
+                end_parity = p;
+            }
             newlines += out.newlines;
             let Some((resume, next_mode)) = out.next else {
                 break;
@@ -290,7 +295,7 @@ impl<'p> Inputs<'p> {
             from = resume;
             mode = Some(next_mode);
         }
-        Ok((quotes, newlines))
+        Ok((end_parity, newlines))
     }
 
     /// Computes `parts` on `threads` threads (an atomic index hands them out in order), and
@@ -350,31 +355,20 @@ impl<'p> Inputs<'p> {
     ) -> Result<Partial, AggError> {
         let pieces = part.split(piece_bytes);
         let mut partials = self.run_partitions(&pieces, threads)?;
-        let spans: Vec<SpanStats> = partials
-            .iter()
-            .filter_map(|p| p.spans.first().copied())
-            .collect();
-        let truth = chain_parities(part.parity, &spans);
-        let redo: Vec<(usize, Partition)> = spans
-            .iter()
-            .zip(&truth)
-            .enumerate()
-            .filter(|(_, (s, t))| s.parity != **t)
-            .map(|(i, (s, t))| {
-                (
-                    i,
-                    Partition {
-                        parity: *t,
-                        ..s.partition()
-                    },
-                )
-            })
-            .collect();
-        if !redo.is_empty() {
-            let parts: Vec<Partition> = redo.iter().map(|(_, p)| *p).collect();
-            for ((i, _), p) in redo.iter().zip(self.run_partitions(&parts, threads)?) {
-                partials[*i] = p;
+        // A piece's end state is only known once its start state is right, so the pieces are
+        // confirmed in order; the (rare) wrong ones are re-run on the spot.
+        let mut truth = part.parity;
+        for p in partials.iter_mut() {
+            let Some(s) = p.spans.first().copied() else {
+                continue;
+            };
+            if s.parity != truth {
+                *p = self.run_partition(&Partition {
+                    parity: truth,
+                    ..s.partition()
+                })?;
             }
+            truth = p.spans.first().map_or(truth, |s| s.end_parity);
         }
         let mut merger = super::merge::Merger::default();
         for p in partials {
@@ -428,8 +422,12 @@ pub fn execute_with(
     threads: NonZeroUsize,
 ) -> Result<QueryResult, AggError> {
     let mut partials = inputs.run_partitions(&plan.partitions, threads)?;
-    let reruns = check_parities(plan, &partials)?;
-    if !reruns.is_empty() {
+    // Each round confirms at least the first wrong partition of a file (the rest follow from it).
+    loop {
+        let reruns = check_parities(plan, &partials)?;
+        if reruns.is_empty() {
+            break;
+        }
         let jobs: Vec<(usize, Partition)> = reruns
             .iter()
             .flat_map(|r| r.partitions.iter().map(move |p| (r.partial, *p)))

@@ -7,10 +7,13 @@
 //! how many fields went by, and `select` jumps straight to the k-th comma when it is one the
 //! query needs (the boundary of a wanted field). Blocks inside a record cost one popcount.
 //!
-//! Quoting is decided by parity alone (every `"` toggles "inside"), which is what makes this
-//! block-parallel. RFC 4180 only puts quotes at field edges; a quote elsewhere (opening quote
-//! not after a delimiter/line start/quote, closing quote not before a delimiter/line end/quote)
-//! marks its record as a bad row (`malformed_quote`), so such data is reported, not guessed at.
+//! Quoting follows Python's csv module (and pandas, polars, the `csv` crate): a quote opens a
+//! quoted field only at the start of a field (after a delimiter, a line start, or the closing
+//! quote of `""`); inside quotes every quote closes (a `""` is a close and a re-open); a quote
+//! anywhere else is a literal byte. Per block, the quote bitmap is first reduced to the quotes
+//! that toggle: when every opening quote sits at a field start (always, on well-formed data)
+//! that is all of them, checked with a few bit operations; otherwise a short loop over the
+//! block's quotes decides each one. A prefix XOR of the toggles marks the bytes inside quotes.
 //!
 //! The scan body is one macro expanded three times (portable, SSE2, AVX2) because SIMD
 //! intrinsics are only safe inside functions compiled for their CPU features; `crate::mmap`
@@ -19,6 +22,7 @@
 use super::badrows::BadReason;
 #[allow(unused_imports)]
 use super::classify::*;
+use super::plan::Parity;
 
 /// Receives what the walker finds. Each method returns false to stop record processing
 /// (`strict`); the walk then only counts quotes and newlines up to the range end.
@@ -35,10 +39,11 @@ pub trait Sink {
 pub enum Resume {
     /// `from` is the first byte of a record (outside quotes by definition).
     AtRecord,
-    /// Skip to just after the first unquoted newline at or after `from`.
-    Seek { in_quote: bool },
-    /// Only count quotes and newlines (after a strict stop).
-    StatsOnly { in_quote: bool },
+    /// Skip to just after the first unquoted newline at or after `from`. `open_ok`: a quote
+    /// at `from` (outside quotes) would open a quoted field.
+    Seek { in_quote: bool, open_ok: bool },
+    /// Only count newlines and follow the quoting (after a strict stop).
+    StatsOnly { in_quote: bool, open_ok: bool },
 }
 
 pub struct ScanArgs<'a> {
@@ -51,7 +56,7 @@ pub struct ScanArgs<'a> {
     pub mode: Resume,
     /// Records starting at or after `end` are not ours.
     pub end: u64,
-    /// Quotes and newlines are counted for the bytes in `[stats_from, end)`.
+    /// Newlines are counted for the bytes in `[stats_from, end)`.
     pub stats_from: u64,
     pub field_count: u64,
     /// Comma ordinals (1-based, ascending) whose positions the sink needs.
@@ -60,8 +65,9 @@ pub struct ScanArgs<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanOut {
-    pub quotes: u64,
     pub newlines: u64,
+    /// The quoting state at `end` (None if this call did not reach byte `end - 1`).
+    pub end_parity: Option<Parity>,
     /// None: done. Some: `data` ended before the range was complete (and not at EOF); call
     /// again with more bytes from this position and mode, and `stats_from` = the old data end.
     pub next: Option<(u64, Resume)>,
@@ -81,9 +87,27 @@ fn range_mask(pos: u64, lo: u64, hi: u64) -> u64 {
     upper & !((1u64 << a) - 1)
 }
 
-#[inline(always)]
-fn edge_byte(b: u8) -> bool {
-    matches!(b, b',' | b'\n' | b'\r' | b'"')
+/// The quotes of a block that toggle "inside quotes", one at a time (blocks with a quote
+/// that does not open a field: see the module doc). `prev_edge` bit i: byte i - 1 ends a
+/// field or line. Returns (toggles, closing quotes).
+#[cold]
+#[inline(never)]
+fn resolve_quotes(q: u64, prev_edge: u64, mut in_quote: bool) -> (u64, u64) {
+    let (mut toggles, mut closes) = (0u64, 0u64);
+    let mut x = q;
+    while x != 0 {
+        let bit = x & x.wrapping_neg();
+        x &= x - 1;
+        if in_quote {
+            toggles |= bit;
+            closes |= bit;
+            in_quote = false;
+        } else if (prev_edge | (closes << 1)) & bit != 0 {
+            toggles |= bit;
+            in_quote = true;
+        }
+    }
+    (toggles, closes)
 }
 
 macro_rules! define_scan {
@@ -100,19 +124,17 @@ macro_rules! define_scan {
             let events = a.events;
             let nev = events.len();
             let mut ev_pos = vec![0u64; nev];
-            let mut quotes = 0u64;
             let mut newlines = 0u64;
-            let (mut in_quote, mut state) = match a.mode {
-                Resume::AtRecord => (false, RECORD),
-                Resume::Seek { in_quote } => (in_quote, SEEK),
-                Resume::StatsOnly { in_quote } => (in_quote, STATS),
+            let mut end_parity = None;
+            // `open_ok`: whether a quote right at `pos` (outside quotes) would open a field.
+            let (mut in_quote, mut open_ok, mut state) = match a.mode {
+                Resume::AtRecord => (false, true, RECORD),
+                Resume::Seek { in_quote, open_ok } => (in_quote, open_ok, SEEK),
+                Resume::StatsOnly { in_quote, open_ok } => (in_quote, open_ok, STATS),
             };
             let mut rec_start = a.from;
             let mut commas = 0u64;
             let mut ev = 0usize;
-            let mut bad_quote = false;
-            // Whether the byte before the current block may precede an opening quote.
-            let mut prev_ok = true;
             let mut stopped = false;
             let mut pos = a.from;
             let mut tmp = [0u8; 64];
@@ -124,13 +146,10 @@ macro_rules! define_scan {
                     let re: u64 = $re;
                     let len = re - rs;
                     if commas == 0
-                        && !bad_quote
                         && (len == 0 || (len == 1 && data.get((rs - base) as usize) == Some(&b'\r')))
                     {
                         sink.blank();
                         true
-                    } else if bad_quote {
-                        sink.bad(BadReason::MalformedQuote, rs, re)
                     } else if commas + 1 != a.field_count {
                         sink.bad(BadReason::WrongFieldCount, rs, re)
                     } else {
@@ -168,16 +187,40 @@ macro_rules! define_scan {
                 let q = m.quote & valid;
                 let nl_all = m.newline & valid;
                 let carry = if in_quote { !0u64 } else { 0 };
-                let inside = if q == 0 { carry } else { $pxor(q) ^ carry };
+                let edges = (m.comma | m.newline) & valid;
+                let (toggles, closes, inside) = if q == 0 {
+                    (0, 0, carry)
+                } else {
+                    // Every quote toggles unless one that opens is not at a field start.
+                    let prev_edge = (edges << 1) | u64::from(open_ok);
+                    let inside = $pxor(q) ^ carry;
+                    let closes = q & !inside;
+                    if q & inside & !(prev_edge | (closes << 1)) == 0 {
+                        (q, closes, inside)
+                    } else {
+                        let (t, c) = resolve_quotes(q, prev_edge, in_quote);
+                        (t, c, if t == 0 { carry } else { $pxor(t) ^ carry })
+                    }
+                };
                 let last = if avail >= 64 { 63 } else { avail as u32 - 1 };
                 in_quote = (inside >> last) & 1 == 1;
+                open_ok = ((edges | closes) >> last) & 1 == 1;
+                if end > pos && end - 1 - pos < 64 && end - pos <= avail as u64 {
+                    let bit = 1u64 << (end - 1 - pos);
+                    end_parity = Some(if inside & bit != 0 {
+                        Parity::Odd
+                    } else if q & !toggles & bit != 0 {
+                        Parity::AfterLiteralQuote
+                    } else {
+                        Parity::Even
+                    });
+                }
                 let smask = if pos >= a.stats_from && pos + 64 <= end {
                     !0
                 } else {
                     range_mask(pos, a.stats_from, end)
                 };
                 if smask != 0 {
-                    quotes += u64::from((q & smask).count_ones());
                     newlines += u64::from((nl_all & smask).count_ones());
                 }
                 if state == STATS {
@@ -190,19 +233,6 @@ macro_rules! define_scan {
                 }
                 let mut c = m.comma & valid & !inside;
                 let mut n = nl_all & !inside;
-                let edges = m.comma | m.newline | m.quote;
-                let mut bq = 0u64;
-                if q != 0 {
-                    let cr = cr_mask(block);
-                    let next_last = match data.get(off + 64) {
-                        Some(&b) => edge_byte(b),
-                        None => true,
-                    };
-                    let prev = (edges << 1) | u64::from(prev_ok);
-                    let next = ((edges | cr) >> 1) | (u64::from(next_last) << 63) | (!valid >> 1);
-                    bq = ((q & inside & !prev) | (q & !inside & !next)) & valid;
-                }
-                prev_ok = (edges >> 63) & 1 == 1;
 
                 if state == SEEK {
                     if n == 0 {
@@ -213,11 +243,9 @@ macro_rules! define_scan {
                     let cut = if p == 63 { !0 } else { (1u64 << (p + 1)) - 1 };
                     c &= !cut;
                     n &= !cut;
-                    bq &= !cut;
                     rec_start = pos + u64::from(p) + 1;
                     commas = 0;
                     ev = 0;
-                    bad_quote = false;
                     state = RECORD;
                     if rec_start >= end {
                         stopped = true;
@@ -227,26 +255,18 @@ macro_rules! define_scan {
                 loop {
                     if n == 0 {
                         take!(c);
-                        if bq != 0 {
-                            bad_quote = true;
-                        }
                         break;
                     }
                     let p = n.trailing_zeros();
                     let below = (1u64 << p) - 1;
                     take!(c & below);
-                    if bq & below != 0 {
-                        bad_quote = true;
-                    }
                     let go_on = finish!(rec_start, pos + u64::from(p));
                     let cut = if p == 63 { !0 } else { (1u64 << (p + 1)) - 1 };
                     c &= !cut;
-                    bq &= !cut;
                     n &= n - 1;
                     rec_start = pos + u64::from(p) + 1;
                     commas = 0;
                     ev = 0;
-                    bad_quote = false;
                     if !go_on {
                         state = STATS;
                         break;
@@ -280,11 +300,11 @@ macro_rules! define_scan {
             } else {
                 match state {
                     RECORD => Some((rec_start, Resume::AtRecord)),
-                    SEEK => Some((data_end, Resume::Seek { in_quote })),
-                    _ => Some((data_end, Resume::StatsOnly { in_quote })),
+                    SEEK => Some((data_end, Resume::Seek { in_quote, open_ok })),
+                    _ => Some((data_end, Resume::StatsOnly { in_quote, open_ok })),
                 }
             };
-            ScanOut { quotes, newlines, next }
+            ScanOut { newlines, end_parity, next }
         }
     };
 }

@@ -147,8 +147,7 @@ impl State {
                 run.note_rerun(t, RerunReason::WrongParity);
                 break;
             }
-            let quotes: u64 = p.spans.iter().map(|s| s.quotes).sum();
-            run.parity[f] = truth.advance(quotes);
+            run.parity[f] = p.spans.last().map_or(truth, |s| s.end_parity);
             run.cursor[f] += 1;
             let sent = run
                 .merger
