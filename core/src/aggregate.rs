@@ -60,7 +60,8 @@ pub use error::AggError;
 pub use merge::{Merger, Rerun, check_parities, finish};
 pub use partial::{AggState, Group, Partial, SpanStats};
 pub use plan::{
-    DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, Parity, Partition, Plan, PlannedFile, plan,
+    DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, MIN_PARTITION_BYTES, PARTITIONS_PER_CORE,
+    Parity, Partition, Plan, PlannedFile, partition_bytes_for, plan,
 };
 pub use query::{AggOp, Aggregate, Column, Query};
 pub use result::{GroupRow, QueryResult, Value};

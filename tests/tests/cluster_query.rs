@@ -109,3 +109,20 @@ fn cluster_names_are_checked_and_a_missing_cluster_is_named() {
     assert!(!out.success());
     assert!(out.stderr.contains("no cluster directory"), "{out}");
 }
+
+/// Issue 12: partitions follow the cluster's cores and the bytes, not the files: a query over
+/// 4 small files on 6 workers uses all 6 (it used to run 4 partitions on 2 workers).
+#[test]
+fn four_small_files_use_all_six_workers() {
+    let env = Env::new("cq6");
+    let data = env.gen_taxi("small", 4, 5_000, 0.0);
+    env.up("c6", 6, 1, &[]);
+    let glob = data.join("*.csv").to_string_lossy().into_owned();
+    let got = json(&env.ok(&["query", "c6", "--by", "payment_type", "--json", &glob]));
+    let want = json(&env.ok(&["agg", "--by", "payment_type", "--json", &glob]));
+    assert_eq!(result_core(&got), result_core(&want));
+    assert_eq!(got["workers"], 6, "{got}");
+    assert_eq!(got["cores"], 6, "{got}");
+    assert!(got["tasks"].as_u64().expect("tasks") >= 6, "{got}");
+    env.ok(&["down", "c6"]);
+}

@@ -18,11 +18,6 @@ use corral_core::cluster_dir::ClusterDir;
 use corral_core::protocol::{QueryOptions, Restriction};
 use corral_core::scaling::{Analysis, Point};
 
-/// The smallest partition a sweep asks for: below it, per-task costs would be what it measures.
-pub const MIN_PARTITION_BYTES: u64 = 64 << 10;
-/// Partitions per core of the sweep's largest run: every core gets work, and the load evens out.
-const PARTITIONS_PER_CORE: u64 = 4;
-
 /// One finished run of a sweep.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
@@ -38,11 +33,10 @@ pub struct Step {
     pub bytes: u64,
 }
 
-/// The partition size that gives `data_bytes` of input [`PARTITIONS_PER_CORE`] partitions per
-/// core of a run on `max_cores`, within [`MIN_PARTITION_BYTES`] and the coordinator's default.
+/// The partition size that gives `data_bytes` of input a few partitions per core of a run on
+/// `max_cores` (the coordinator's own rule, with its default as the cap).
 pub fn partition_bytes_for(data_bytes: u64, max_cores: u32) -> u64 {
-    let parts = PARTITIONS_PER_CORE * u64::from(max_cores.max(1));
-    (data_bytes / parts).clamp(MIN_PARTITION_BYTES, DEFAULT_PARTITION_BYTES)
+    aggregate::partition_bytes_for(data_bytes, max_cores, DEFAULT_PARTITION_BYTES)
 }
 
 /// `options` with a partition size fit for sweeping `query` over `cores`, unless the caller
@@ -218,9 +212,12 @@ mod tests {
         assert_eq!(b, 375_000);
         assert!(6_000_000 / b >= 4 * 4);
         // Tiny inputs stop at the floor; big ones keep the coordinator's default.
-        assert_eq!(partition_bytes_for(100_000, 64), MIN_PARTITION_BYTES);
+        assert_eq!(
+            partition_bytes_for(100_000, 64),
+            aggregate::MIN_PARTITION_BYTES
+        );
         assert_eq!(partition_bytes_for(1 << 40, 4), DEFAULT_PARTITION_BYTES);
-        assert_eq!(partition_bytes_for(0, 0), MIN_PARTITION_BYTES);
+        assert_eq!(partition_bytes_for(0, 0), aggregate::MIN_PARTITION_BYTES);
     }
 
     #[test]

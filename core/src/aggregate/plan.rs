@@ -22,6 +22,22 @@ pub const DEFAULT_PARTITION_BYTES: u64 = 64 << 20;
 /// finish together, large enough that per-piece costs (a `stat`, page-table work) vanish.
 pub const LOCAL_PARTITION_BYTES: u64 = 8 << 20;
 
+/// The smallest partition sized from cores: below it, per-task costs would dominate.
+pub const MIN_PARTITION_BYTES: u64 = 64 << 10;
+/// Partitions per core when sizing from cores: every core gets work, and the load evens out.
+pub const PARTITIONS_PER_CORE: u64 = 4;
+
+/// The partition size that cuts `data_bytes` into [`PARTITIONS_PER_CORE`] partitions per core
+/// of `cores`, within [`MIN_PARTITION_BYTES`] and `max` (files do not limit it: a file is
+/// split wherever it needs to be).
+pub fn partition_bytes_for(data_bytes: u64, cores: u32, max: u64) -> u64 {
+    let parts = PARTITIONS_PER_CORE * u64::from(cores.max(1));
+    (data_bytes / parts)
+        .max(MIN_PARTITION_BYTES)
+        .min(max)
+        .max(1)
+}
+
 /// The quoting state at a byte position, before that byte: outside quotes (`Even`), inside a
 /// quoted field (`Odd`), or outside right after a literal quote of an unquoted field (then a
 /// quote at this position is literal too, where after a closing quote it would re-open).

@@ -61,6 +61,16 @@ impl State {
             .partition_bytes
             .unwrap_or(self.cfg.partition_bytes)
             .max(1);
+        // Unless the client chose a size, partitions follow the cores that will compute them
+        // and the bytes, not the files: 4 small files on 6 workers still use all 6.
+        let cores: u32 = self
+            .workers
+            .values()
+            .filter(|w| !w.draining)
+            .map(|w| w.reg.cores.max(1))
+            .sum::<u32>()
+            .min(self.restriction.max_cores.unwrap_or(u32::MAX));
+        let by_cores = p.options.partition_bytes.is_none();
         let now = Instant::now();
         self.run = Some(Run {
             id: p.id,
@@ -91,7 +101,15 @@ impl State {
         let events = self.events.clone();
         let (query, id) = (p.query, p.id);
         self.background.spawn_blocking(move || {
-            let plan = aggregate::plan(&query, partition_bytes);
+            let plan = aggregate::plan(&query, partition_bytes).map(|plan| {
+                if by_cores {
+                    let bytes =
+                        aggregate::partition_bytes_for(plan.data_bytes(), cores, partition_bytes);
+                    plan.with_partition_bytes(bytes)
+                } else {
+                    plan
+                }
+            });
             let _ = events.blocking_send(Event::Planned { query: id, plan });
         });
     }
@@ -142,6 +160,7 @@ impl State {
         );
         let plan = Arc::new(plan);
         run.tasks = plan.partitions.clone();
+        run.partition_bytes = plan.partition_bytes;
         run.sched = Scheduler::new(n);
         run.results = vec![None; n];
         run.cursor = file_tasks.iter().map(|r| r.start).collect();
