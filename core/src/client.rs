@@ -236,6 +236,17 @@ impl ClusterClient {
         }
     }
 
+    /// Cancels a queued or running query: every worker stops it and the next query starts.
+    /// Returns false when the query is neither queued nor running (it ended already).
+    pub async fn cancel(&self, query: QueryId) -> Result<bool, ClientError> {
+        match self.one(ClientRequest::Cancel { query }).await {
+            Ok(ToClient::Cancelled { .. }) => Ok(true),
+            Err(ClientError::Refused(_)) => Ok(false),
+            Ok(other) => Err(ClientError::Unexpected(format!("{other:?}"))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Shuts the cluster down (workers, then the coordinator).
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         match self.one(ClientRequest::Shutdown).await {
@@ -276,7 +287,8 @@ pub enum QueryEvent {
     Lost(String),
 }
 
-/// A submitted query; dropping it stops listening (the query still runs).
+/// A submitted query. Dropping it (or the client) before its end cancels it: nobody is left
+/// to read its result.
 pub struct QueryHandle {
     pub id: QueryId,
     /// Queries ahead of it when it was accepted.

@@ -35,7 +35,7 @@ pub const ALPN: &[u8] = b"corral/1";
 /// Version of the message set. Peers with different versions refuse each other with
 /// [`CloseCode::VersionMismatch`]; `coordinator.json` also records it so a client can tell
 /// before it connects.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest payload of one frame. Big enough for a partial result of a wide group-by,
 /// small enough that a bogus length prefix cannot make a peer allocate without bound.
@@ -345,6 +345,9 @@ pub enum ToWorker {
 pub struct QueryOptions {
     /// Partition size; `None`: the coordinator's (64 MiB by default). Tests use tiny ones.
     pub partition_bytes: Option<u64>,
+    /// Cancel the query if it has not ended this long after it was accepted (queueing
+    /// included); `None`: no limit.
+    pub timeout_ms: Option<u64>,
 }
 
 /// Limits on what queries may use (the scaling sweep runs one query at 1, 2, 4, … cores).
@@ -382,6 +385,11 @@ pub enum ClientRequest {
     /// them by), before their processes are stopped. Answered with [`ToClient::Drained`]
     /// (those of them that were connected).
     DrainWorkers { workers: Vec<WorkerId> },
+    /// Stop a queued or running query: every worker drops its tasks and the next query
+    /// starts. Answered with [`ToClient::Cancelled`], or [`ToClient::Refused`] when the query
+    /// is neither queued nor running; its submitter gets [`ToClient::Failed`].
+    /// A submitter whose connection goes away has its query cancelled the same way.
+    Cancel { query: QueryId },
 }
 
 /// A worker's state as the coordinator sees it.
@@ -559,6 +567,10 @@ pub enum ToClient {
     /// Answer to a restriction: the limits now in force.
     Restricted(Restriction),
     ShuttingDown,
+    /// Answer to a cancel: the query is stopped.
+    Cancelled {
+        query: QueryId,
+    },
     /// The request was not understood or not allowed.
     Refused {
         message: String,
@@ -608,8 +620,11 @@ mod tests {
             query: q,
             options: QueryOptions {
                 partition_bytes: Some(1024),
+                timeout_ms: Some(30_000),
             },
         });
+        round_trip(&ClientRequest::Cancel { query: 9 });
+        round_trip(&ToClient::Cancelled { query: 9 });
         round_trip(&ToClient::Failed(QueryFailure {
             query: 1,
             error: "e".into(),

@@ -232,15 +232,27 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
             if ctx.events.send(ev).await.is_err() {
                 return reply(send, &refused("the coordinator is stopping")).await;
             }
+            // Whatever ends this handler before the query's end (the client went away, the
+            // stream broke) cancels the query: nobody is left to read its result.
+            let mut owner = Submitted {
+                events: ctx.events.clone(),
+                query: None,
+            };
             let mut progress_open = true;
             loop {
                 tokio::select! {
                     biased;
                     p = prx.recv(), if progress_open => match p {
-                        Some(m) => reply(send, &m).await?,
+                        Some(m) => {
+                            if let ToClient::Accepted { query, .. } = &m {
+                                owner.query = Some(*query);
+                            }
+                            reply(send, &m).await?
+                        }
                         None => progress_open = false,
                     },
                     d = &mut drx => {
+                        owner.query = None;
                         // Progress sent before the end goes first.
                         while let Ok(m) = prx.try_recv() {
                             if !matches!(m, ToClient::Progress(_)) {
@@ -255,6 +267,20 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
                     }
                 }
             }
+        }
+        ClientRequest::Cancel { query } => {
+            let found = ask(ctx, |reply| Event::Cancel {
+                query,
+                reason: "a client asked".into(),
+                reply: Some(reply),
+            })
+            .await;
+            let answer = match found {
+                Some(true) => ToClient::Cancelled { query },
+                Some(false) => refused(&format!("query {query} is neither queued nor running")),
+                None => refused("the coordinator is stopping"),
+            };
+            reply(send, &answer).await?;
         }
         ClientRequest::Drain { slurm_job_id } => {
             let ids = ask(ctx, |reply| Event::Drain {
@@ -301,6 +327,27 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A submitted query whose submitter is still listening; dropped before the query's end, it
+/// cancels the query.
+struct Submitted {
+    events: mpsc::Sender<Event>,
+    query: Option<crate::protocol::QueryId>,
+}
+
+impl Drop for Submitted {
+    fn drop(&mut self) {
+        if let Some(query) = self.query.take() {
+            // A full queue only delays it: the state also notices the closed answer channel
+            // on its next tick.
+            let _ = self.events.try_send(Event::Cancel {
+                query,
+                reason: "the client that submitted it went away".into(),
+                reply: None,
+            });
+        }
+    }
 }
 
 fn refused(message: &str) -> ToClient {

@@ -39,6 +39,9 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the workers get to check a new query's files before work starts without the
 /// ones that did not answer.
 pub const PLAN_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Planning (a stat and a header read per file) that takes longer fails the query: a file
+/// system that does not answer must not hold the cluster.
+pub const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Events waiting for the state task; connection tasks wait when it is full.
 const EVENT_QUEUE: usize = 4096;
 
@@ -52,6 +55,7 @@ pub struct CoordinatorOptions {
     pub partition_bytes: u64,
     pub heartbeat_timeout: Duration,
     pub plan_check_timeout: Duration,
+    pub plan_timeout: Duration,
     pub server: ServerOptions,
 }
 
@@ -62,6 +66,7 @@ impl CoordinatorOptions {
             partition_bytes: crate::aggregate::DEFAULT_PARTITION_BYTES,
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
             plan_check_timeout: PLAN_CHECK_TIMEOUT,
+            plan_timeout: PLAN_TIMEOUT,
             server: ServerOptions::default(),
         }
     }
@@ -151,6 +156,7 @@ impl Coordinator {
                 partition_bytes: opts.partition_bytes,
                 heartbeat_timeout: opts.heartbeat_timeout,
                 plan_check_timeout: opts.plan_check_timeout,
+                plan_timeout: opts.plan_timeout,
                 ledger: Some(dir.ledger_file()),
             },
             events_tx.clone(),

@@ -29,6 +29,7 @@ use crate::protocol::{
     WorkerId, WorkerMsg, WorkerView,
 };
 
+mod cancel;
 mod query;
 mod registry;
 mod run;
@@ -97,6 +98,12 @@ pub(crate) enum Event {
         query: QueryId,
         result: Result<QueryResult, AggError>,
     },
+    /// Stop a queued or running query; `reply` says whether there was one to stop.
+    Cancel {
+        query: QueryId,
+        reason: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
 }
 
 /// The knobs of the state machine.
@@ -106,6 +113,8 @@ pub(crate) struct Config {
     pub partition_bytes: u64,
     pub heartbeat_timeout: Duration,
     pub plan_check_timeout: Duration,
+    /// Planning (stat and header of every file) longer than this fails the query.
+    pub plan_timeout: Duration,
     pub ledger: Option<PathBuf>,
 }
 
@@ -243,6 +252,16 @@ impl State {
             }
             Event::Planned { query, plan } => self.planned(query, plan),
             Event::Merged { query, result } => self.merged(query, result),
+            Event::Cancel {
+                query,
+                reason,
+                reply,
+            } => {
+                let found = self.cancel(query, &reason);
+                if let Some(r) = reply {
+                    let _ = r.send(found);
+                }
+            }
         }
     }
 
@@ -268,6 +287,7 @@ impl State {
         {
             self.checks_over();
         }
+        self.expire(now);
         self.rate_samples
             .push_back((now, self.bytes_total, self.rows_total));
         while self

@@ -60,6 +60,7 @@ impl Harness {
                 partition_bytes: 64,
                 heartbeat_timeout: Duration::from_secs(5),
                 plan_check_timeout: Duration::from_secs(5),
+                plan_timeout: Duration::from_secs(60),
                 ledger: None,
             },
             tx,
@@ -349,6 +350,142 @@ async fn unreadable_files_are_named_before_any_work() {
                 .any(|m| matches!(m, ToWorker::Assign { .. }))
         );
     }
+}
+
+fn submit_with(h: &mut Harness, q: Query, options: QueryOptions) -> oneshot::Receiver<ToClient> {
+    let (ptx, _prx) = mpsc::channel(64);
+    let (dtx, drx) = oneshot::channel();
+    h.st.handle(Event::Submit {
+        query: q,
+        options,
+        progress: ptx,
+        done: dtx,
+    });
+    drx
+}
+
+fn one_file_query(d: &Path) -> Query {
+    let path = d.join("c.csv");
+    write_quoted(&path, 50);
+    Query::value_counts(
+        vec![path.to_string_lossy().into_owned()],
+        Column::Name("payment_type".into()),
+    )
+}
+
+fn cancel(h: &mut Harness, query: u64) -> bool {
+    let (tx, mut rx) = oneshot::channel();
+    h.st.handle(Event::Cancel {
+        query,
+        reason: "a client asked".into(),
+        reply: Some(tx),
+    });
+    rx.try_recv().expect("answered at once")
+}
+
+#[tokio::test]
+async fn a_cancelled_query_stops_on_every_worker_and_the_next_one_starts() {
+    let d = tempfile::tempdir().expect("tmp");
+    let q = one_file_query(d.path());
+    let mut h = Harness::new();
+    h.join(1);
+    h.join(2);
+    let mut first = submit(&mut h, q.clone());
+    let mut second = submit(&mut h, q.clone());
+    let mut third = submit(&mut h, q.clone());
+    assert!(h.pump(&mut first).await.is_none());
+    // Both workers check the plan and get work; nobody computes anything.
+    h.work(1, 0);
+    h.work(2, 0);
+    assert!(cancel(&mut h, 1));
+    let Some(ToClient::Failed(f)) = h.pump(&mut first).await else {
+        panic!("the cancelled query must fail");
+    };
+    assert!(f.error.contains("cancelled"), "{}", f.error);
+    // A queued query can be cancelled too; one that ended cannot.
+    assert!(cancel(&mut h, 3));
+    let Ok(ToClient::Failed(f)) = third.try_recv() else {
+        panic!("the cancelled queued query must fail");
+    };
+    assert!(f.error.contains("cancelled before it ran"), "{}", f.error);
+    assert!(!cancel(&mut h, 1));
+    // Every worker was told to drop query 1, and query 2 is being planned already.
+    assert!(h.pump(&mut second).await.is_none());
+    for id in [1u64, 2] {
+        let inbox = h.inbox(id);
+        assert!(
+            inbox.contains(&ToWorker::Cancel { query: 1 }),
+            "worker {id}: {inbox:?}"
+        );
+        assert!(
+            inbox
+                .iter()
+                .any(|m| matches!(m, ToWorker::Plan { query: 2, .. })),
+            "worker {id}: {inbox:?}"
+        );
+        self_check(&mut h, id, 2);
+        // Its skipped tasks of query 1 give the worker its slots back.
+        h.st.handle(Event::FromWorker {
+            id,
+            msg: WorkerMsg::Slots { free: 2 },
+        });
+    }
+    let mut answer = h.pump(&mut second).await;
+    for _ in 0..1_000 {
+        if answer.is_some() {
+            break;
+        }
+        h.work(1, usize::MAX);
+        h.work(2, usize::MAX);
+        answer = h.pump(&mut second).await;
+    }
+    let Some(ToClient::Done(report)) = answer else {
+        panic!("the next query must run: {answer:?}");
+    };
+    assert_eq!(report.result.0, expected(&q));
+}
+
+/// Worker `id` answers the plan check of `query` (its inbox was read already).
+fn self_check(h: &mut Harness, id: u64, query: u64) {
+    h.st.handle(Event::FromWorker {
+        id,
+        msg: WorkerMsg::PlanChecked {
+            query,
+            unreadable: vec![],
+        },
+    });
+}
+
+#[tokio::test]
+async fn a_gone_submitter_or_a_timeout_cancels_the_query() {
+    let d = tempfile::tempdir().expect("tmp");
+    let q = one_file_query(d.path());
+    let mut h = Harness::new();
+    h.join(1);
+    // The submitter goes away while its query runs: the next tick cancels it.
+    let gone = submit(&mut h, q.clone());
+    let mut waiting = submit_with(
+        &mut h,
+        q.clone(),
+        QueryOptions {
+            timeout_ms: Some(1_000),
+            ..QueryOptions::default()
+        },
+    );
+    drop(gone);
+    h.st.tick(std::time::Instant::now());
+    assert!(
+        h.inbox(1).contains(&ToWorker::Cancel { query: 1 }),
+        "query 1 is cancelled on the workers"
+    );
+    // Query 2 runs next, and its time is up two seconds later.
+    assert!(h.pump(&mut waiting).await.is_none());
+    h.st.tick(std::time::Instant::now() + Duration::from_secs(2));
+    let Some(ToClient::Failed(f)) = h.pump(&mut waiting).await else {
+        panic!("a query past its timeout fails");
+    };
+    assert!(f.error.contains("timeout of 1 s"), "{}", f.error);
+    assert!(h.inbox(1).contains(&ToWorker::Cancel { query: 2 }));
 }
 
 /// The whole stack in one process: coordinator, two workers, a client, over loopback QUIC.

@@ -24,6 +24,9 @@ pub struct QueryArgs {
     /// Print one JSON object on stdout (result, workers, cores, timing, re-runs).
     #[arg(long)]
     pub json: bool,
+    /// Cancel the query if it has not ended this long after it was submitted (e.g. 90s, 10m).
+    #[arg(long, value_name = "DURATION", value_parser = corral_core::model::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Partition size in bytes (default: the coordinator's, 64 MiB).
     #[arg(long, hide = true, value_name = "BYTES")]
     pub partition_bytes: Option<u64>,
@@ -115,7 +118,20 @@ pub(crate) async fn submit(
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
     };
-    while let Some(ev) = handle.next().await {
+    loop {
+        let ev = tokio::select! {
+            ev = handle.next() => ev,
+            _ = tokio::signal::ctrl_c() => {
+                clear(drawn);
+                // Cancelled explicitly rather than by the connection closing, so the workers
+                // stop now, not after the coordinator notices the silence.
+                let id = handle.id;
+                let cancel = client.cancel(id);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cancel).await;
+                bail!("query {id} cancelled (Ctrl-C); the cluster is free for the next query");
+            }
+        };
+        let Some(ev) = ev else { break };
         match ev {
             QueryEvent::Progress(p) => {
                 if show_progress {
@@ -160,6 +176,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open(&args.name)?;
     let options = QueryOptions {
         partition_bytes: args.partition_bytes,
+        timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
     };
     let show = !args.json && std::io::stderr().is_terminal();
     let report = local::block_on(submit(&dir, q.clone(), options, show))??;

@@ -70,6 +70,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open(&qa.name)?;
     let options = QueryOptions {
         partition_bytes: qa.partition_bytes,
+        // Each query of the sweep gets the whole limit.
+        timeout_ms: qa.timeout.map(|t| t.as_millis() as u64),
     };
     let words = crate::cmd::history::describe(&q, &[]);
     let json = qa.json;

@@ -45,6 +45,7 @@ impl State {
             options,
             progress,
             done,
+            accepted: Instant::now(),
         });
         self.start_next();
     }
@@ -78,6 +79,8 @@ impl State {
             progress: p.progress,
             done: Some(p.done),
             started: now,
+            accepted: p.accepted,
+            timeout: p.options.timeout_ms.map(Duration::from_millis),
             started_unix_ms: unix_ms(),
             partition_bytes,
             phase: Phase::Planning,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -25,6 +25,7 @@ pub(super) struct Pending {
     pub(super) options: QueryOptions,
     pub(super) progress: mpsc::Sender<ToClient>,
     pub(super) done: oneshot::Sender<ToClient>,
+    pub(super) accepted: Instant,
 }
 
 pub(super) enum Phase {
@@ -93,6 +94,9 @@ pub(super) struct Run {
     pub(super) progress: mpsc::Sender<ToClient>,
     pub(super) done: Option<oneshot::Sender<ToClient>>,
     pub(super) started: Instant,
+    /// When it was submitted, and how long it may take from then (`--timeout`).
+    pub(super) accepted: Instant,
+    pub(super) timeout: Option<Duration>,
     pub(super) started_unix_ms: u64,
     pub(super) partition_bytes: u64,
     pub(super) phase: Phase,
