@@ -365,7 +365,8 @@ async fn garbage_and_oversize_frames_are_protocol_violations() {
         .await
         .expect("tls");
     let km = keying_material(&conn).expect("km");
-    let mut bad_body = vec![0, 0, 0, 3, 1, 9, 0xff];
+    // (The version is a one-byte varint while it is below 128.)
+    let mut bad_body = vec![0, 0, 0, 3, PROTOCOL_VERSION as u8, 9, 0xff];
     bad_body.extend(
         encode_frame(&AuthProof {
             mac: auth_proof(&Secret::from_bytes(KEY), &km),
