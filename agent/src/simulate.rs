@@ -18,6 +18,9 @@ use tokio::task::JoinSet;
 
 use crate::cli::SimulateArgs;
 
+/// How long one simulated worker keeps trying to connect (a real one: its orphan timeout).
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
 #[derive(serde::Serialize)]
 struct Measurement {
     workers: usize,
@@ -41,24 +44,25 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(simulate(dir, args))
 }
 
+/// Connects like a worker does: refusals and timeouts are retried with jittered backoff (a
+/// burst of thousands is over the coordinator's caps by design) until `CONNECT_DEADLINE`.
 async fn connect_one(
     endpoint: &quinn::Endpoint,
     info: &corral_core::cluster_dir::CoordinatorInfo,
     secret: &corral_core::security::Secret,
 ) -> anyhow::Result<AuthedConnection> {
     let pin = info.fingerprint()?;
-    let mut pause = Duration::from_millis(20);
-    for _ in 0..20 {
+    let deadline = Instant::now() + CONNECT_DEADLINE;
+    let mut backoff = transport::Backoff::new(Duration::from_millis(25), Duration::from_secs(2));
+    loop {
         match transport::connect(endpoint, info.socket_addr(), &pin, secret, Role::Worker).await {
             Ok(c) => return Ok(c),
-            Err(e) if e.is_transient() => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
+            Err(e) if !e.is_permanent() && Instant::now() < deadline => {
+                tokio::time::sleep(backoff.pause()).await;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    bail!("the coordinator stayed busy")
 }
 
 /// One simulated worker: register, report every second, answer plans.

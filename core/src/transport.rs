@@ -33,31 +33,18 @@ use quinn::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tracing::{debug, info};
 
 use crate::cluster_dir::{ClusterDir, ClusterDirError};
-use crate::protocol::{
-    ALPN, AuthProof, CloseCode, Hello, MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, PROTOCOL_VERSION,
-    Role,
-};
+use crate::protocol::{ALPN, AuthProof, CloseCode, Hello, MAX_FRAME_LEN, PROTOCOL_VERSION, Role};
 use crate::security::{
     AUTH_EXPORTER_LABEL, Fingerprint, PinnedServerVerifier, SERVER_NAME, Secret, ServerIdentity,
-    auth_proof, crypto_provider, verify_auth_proof,
+    auth_proof, crypto_provider,
 };
 
 /// QUIC keep-alive: frequent enough that a lost peer is noticed within the idle timeout.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// A connection silent for this long is dead (a killed worker, a crashed coordinator).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the server waits for a stranger to finish TLS and prove the secret.
-pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
-/// How many connections may be between "first packet" and "authenticated" at once. Loopback
-/// and cluster networks finish a handshake in milliseconds, so this is generous for a burst of
-/// workers starting together, yet bounds what strangers can make the coordinator hold.
-pub const MAX_PENDING: usize = 256;
 /// How long a client waits for the whole connect + handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -144,12 +131,68 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Worth retrying (the coordinator is up but momentarily full, or not answering yet).
+    /// Worth retrying soon (the coordinator is up but momentarily full, or not answering yet).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ConnectError::Busy { .. } | ConnectError::Timeout { .. }
+            ConnectError::Busy { .. }
+                | ConnectError::Timeout { .. }
+                | ConnectError::Rejected {
+                    code: CloseCode::HandshakeTimeout,
+                    ..
+                }
         )
+    }
+
+    /// Retrying cannot fix it: a wrong secret, another corral version, a certificate or
+    /// cluster directory that is not the coordinator's.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectError::Rejected { code, .. } => {
+                matches!(code, CloseCode::AuthFailed | CloseCode::VersionMismatch)
+            }
+            ConnectError::VersionMismatch { .. } | ConnectError::NotACoordinator { .. } => true,
+            ConnectError::ClusterDir(d) => !matches!(
+                d,
+                ClusterDirError::CoordinatorNotStarted { .. }
+                    | ClusterDirError::Io { .. }
+                    | ClusterDirError::Json { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Jittered exponential backoff between connection attempts: many workers refused at once
+/// (a burst over the coordinator's caps) come back spread out, not in lockstep.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: min,
+            min,
+            max: max.max(min),
+        }
+    }
+
+    /// The pause before the next attempt: the current step times a random factor in
+    /// [0.5, 1.5); the step doubles up to the maximum.
+    pub fn pause(&mut self) -> Duration {
+        use rand::Rng;
+        let d = self.next.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// After a success: start small again.
+    pub fn reset(&mut self) {
+        self.next = self.min;
     }
 }
 
@@ -497,232 +540,12 @@ impl FrameError {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Server
+mod admission;
+mod server;
 
-/// Knobs of the authenticating server; the defaults are the product's values.
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// From the first packet to "authenticated".
-    pub handshake_deadline: Duration,
-    /// Connections allowed between first packet and authenticated at once.
-    pub max_pending: usize,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            handshake_deadline: HANDSHAKE_DEADLINE,
-            max_pending: MAX_PENDING,
-        }
-    }
-}
-
-/// The coordinator's listener: accepts connections in the background, runs the handshake on
-/// each, and yields only authenticated ones from [`Server::accept`].
-#[derive(Debug)]
-pub struct Server {
-    endpoint: Endpoint,
-    authed: mpsc::Receiver<AuthedConnection>,
-    task: JoinHandle<()>,
-    fingerprint: Fingerprint,
-}
-
-impl Server {
-    /// Binds `bind` (port 0: the kernel chooses) and starts accepting. Must run inside a tokio
-    /// runtime.
-    pub fn bind(
-        bind: SocketAddr,
-        identity: &ServerIdentity,
-        secret: Arc<Secret>,
-        options: ServerOptions,
-    ) -> Result<Self, TransportError> {
-        let endpoint = server_endpoint(bind, identity)?;
-        let (tx, authed) = mpsc::channel(options.max_pending.max(1));
-        let task = tokio::spawn(accept_loop(endpoint.clone(), secret, options, tx));
-        Ok(Self {
-            endpoint,
-            authed,
-            task,
-            fingerprint: *identity.fingerprint(),
-        })
-    }
-
-    /// The next authenticated connection; `None` once the server is closed.
-    pub async fn accept(&mut self) -> Option<AuthedConnection> {
-        self.authed.recv().await
-    }
-
-    /// The bound address (with the kernel-chosen port), for `coordinator.json`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.endpoint.local_addr()
-    }
-
-    pub fn fingerprint(&self) -> &Fingerprint {
-        &self.fingerprint
-    }
-
-    /// The underlying endpoint (statistics, `wait_idle`).
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// Closes every connection with [`CloseCode::Shutdown`] and stops accepting.
-    pub fn close(&self) {
-        self.endpoint
-            .close(VarInt::from_u32(CloseCode::Shutdown.code()), b"");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn accept_loop(
-    endpoint: Endpoint,
-    secret: Arc<Secret>,
-    options: ServerOptions,
-    tx: mpsc::Sender<AuthedConnection>,
-) {
-    let pending = Arc::new(Semaphore::new(options.max_pending));
-    while let Some(incoming) = endpoint.accept().await {
-        let remote = incoming.remote_address();
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            // Refusing costs one packet and no cryptography.
-            debug!(%remote, "too many unauthenticated connections; refused");
-            incoming.refuse();
-            continue;
-        };
-        let secret = secret.clone();
-        let tx = tx.clone();
-        let deadline = Instant::now() + options.handshake_deadline;
-        tokio::spawn(async move {
-            let authed = server_handshake(incoming, &secret, deadline).await;
-            // Authenticated or not, this connection no longer counts as pending.
-            drop(permit);
-            if let Some(authed) = authed {
-                if let Err(mpsc::error::SendError(authed)) = tx.send(authed).await {
-                    authed.close(CloseCode::Shutdown, "");
-                }
-            }
-        });
-    }
-}
-
-/// Runs steps 1–4 of the handshake for one incoming connection before `deadline`.
-async fn server_handshake(
-    incoming: quinn::Incoming,
-    secret: &Secret,
-    deadline: Instant,
-) -> Option<AuthedConnection> {
-    let remote = incoming.remote_address();
-    let connecting = match incoming.accept() {
-        Ok(c) => c,
-        Err(e) => {
-            debug!(%remote, error = %e, "incoming connection failed");
-            return None;
-        }
-    };
-    let conn = match tokio::time::timeout_at(deadline, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            // Scanners and wrong-ALPN probes end here; not worth more than debug.
-            debug!(%remote, error = %e, "TLS handshake failed");
-            return None;
-        }
-        Err(_) => {
-            // Dropping the half-open connection abandons it; nothing was sent but TLS.
-            info!(%remote, "TLS handshake not finished before the deadline");
-            return None;
-        }
-    };
-    // The streams live out here, not in the timed future: dropping a send stream finishes
-    // it, and a stranger must not see even that. They are dropped only after `close`.
-    let mut streams: Option<(SendStream, RecvStream)> = None;
-    let verdict = tokio::time::timeout_at(deadline, authenticate(&conn, secret, &mut streams))
-        .await
-        .unwrap_or(Err((CloseCode::HandshakeTimeout, "deadline passed")));
-    let hello = match verdict {
-        Ok(hello) => hello,
-        Err((code, why)) => {
-            info!(%remote, %code, why, "rejected unauthenticated connection");
-            conn.close(VarInt::from_u32(code.code()), b"");
-            drop(streams);
-            return None;
-        }
-    };
-    let Some((mut send, recv)) = streams else {
-        conn.close(VarInt::from_u32(CloseCode::ProtocolViolation.code()), b"");
-        return None;
-    };
-    // Authenticated: lift the stranger's limits, then greet.
-    conn.set_receive_window(VarInt::from_u32(AUTHED_RECEIVE_WINDOW));
-    conn.set_max_concurrent_bi_streams(VarInt::from_u32(AUTHED_MAX_STREAMS));
-    conn.set_max_concurrent_uni_streams(VarInt::from_u32(AUTHED_MAX_STREAMS));
-    let greeted = tokio::time::timeout_at(
-        deadline,
-        send_frame(&mut send, &Hello::new(Role::Coordinator)),
-    )
-    .await;
-    if !matches!(greeted, Ok(Ok(()))) {
-        debug!(%remote, "client vanished during the handshake");
-        conn.close(VarInt::from_u32(CloseCode::HandshakeTimeout.code()), b"");
-        return None;
-    }
-    debug!(%remote, role = ?hello.role, node = %hello.node, "authenticated");
-    Some(AuthedConnection {
-        connection: conn,
-        send,
-        recv,
-        peer: hello,
-    })
-}
-
-type Reject = (CloseCode, &'static str);
-
-/// Step 3: reads the client's hello and proof from the control stream and judges them.
-async fn authenticate(
-    conn: &Connection,
-    secret: &Secret,
-    streams: &mut Option<(SendStream, RecvStream)>,
-) -> Result<Hello, Reject> {
-    const VIOLATION: CloseCode = CloseCode::ProtocolViolation;
-    let (_, recv) = streams.insert(
-        conn.accept_bi()
-            .await
-            .map_err(|_| (VIOLATION, "no control stream"))?,
-    );
-    let handshake_frame =
-        async |recv: &mut RecvStream| match recv_frame_bytes(recv, MAX_HANDSHAKE_FRAME_LEN).await {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err((VIOLATION, "control stream finished early")),
-            Err(FrameError::Oversize { .. }) => Err((VIOLATION, "oversize handshake frame")),
-            Err(_) => Err((VIOLATION, "malformed handshake frame")),
-        };
-    let hello_bytes = handshake_frame(recv).await?;
-    // Only the version is read before authentication: it is frozen as the first field, and
-    // checking it first lets a newer client learn the versions differ rather than misread
-    // a changed proof format as a wrong secret.
-    let (version, _) = postcard::take_from_bytes::<u32>(&hello_bytes)
-        .map_err(|_| (VIOLATION, "malformed hello"))?;
-    if version != PROTOCOL_VERSION {
-        return Err((CloseCode::VersionMismatch, "protocol version differs"));
-    }
-    let proof_bytes = handshake_frame(recv).await?;
-    let proof: AuthProof =
-        decode_payload(&proof_bytes).map_err(|_| (VIOLATION, "malformed proof"))?;
-    let km = keying_material(conn).ok_or((CloseCode::AuthFailed, "no keying material"))?;
-    if !verify_auth_proof(secret, &km, &proof.mac) {
-        return Err((CloseCode::AuthFailed, "wrong proof of the cluster secret"));
-    }
-    let hello: Hello = decode_payload(&hello_bytes).map_err(|_| (VIOLATION, "malformed hello"))?;
-    if hello.role == Role::Coordinator {
-        return Err((VIOLATION, "a coordinator does not connect to a coordinator"));
-    }
-    Ok(hello)
-}
+pub use server::{
+    HANDSHAKE_DEADLINE, MAX_PENDING, MAX_PENDING_PER_ADDRESS, Server, ServerOptions, TLS_DEADLINE,
+};
 
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,10 @@
 //! cap and deadline, the exporter binding; and property tests of the frame codec.
 
 use super::*;
+use crate::protocol::MAX_HANDSHAKE_FRAME_LEN;
 use proptest::prelude::*;
 use serde::Deserialize;
+use tokio::task::JoinHandle;
 
 /// A safety net so a broken test fails instead of hanging; never a speed assertion.
 const NET: Duration = Duration::from_secs(30);
@@ -448,7 +450,9 @@ async fn pending_connections_are_capped() {
         // Long enough that the stalled connections stay pending during the test; the test
         // ends them itself and never waits for this.
         handshake_deadline: Duration::from_secs(60),
+        tls_deadline: Duration::from_secs(60),
         max_pending: 2,
+        ..ServerOptions::default()
     });
     let ep = client_endpoint(s.addr).expect("endpoint");
     let stalled_1 = within(connect_tls(&ep, s.addr, &s.pin, ALPN))
@@ -513,6 +517,55 @@ async fn pending_connections_are_capped() {
     ))
     .await
     .expect("third");
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_keep_other_addresses_out() {
+    let s = start(ServerOptions {
+        // The flood's connections stay pending for the whole test; it ends them itself.
+        handshake_deadline: Duration::from_secs(60),
+        tls_deadline: Duration::from_secs(60),
+        max_pending: 8,
+        max_pending_per_address: 3,
+        ..ServerOptions::default()
+    });
+    // The flood comes from 127.0.0.2 (every 127/8 address is this host), the worker from
+    // 127.0.0.1. Both prove their address first (Retry is on).
+    let flood_ep = Endpoint::client("127.0.0.2:0".parse().expect("addr")).expect("endpoint");
+    let mut silent = Vec::new();
+    for i in 0..3 {
+        let c = within(connect_tls(&flood_ep, s.addr, &s.pin, ALPN))
+            .await
+            .unwrap_or_else(|e| panic!("silent connection {i}: {e}"));
+        silent.push(c);
+    }
+    let err = within(connect(
+        &flood_ep,
+        s.addr,
+        &s.pin,
+        &Secret::from_bytes(KEY),
+        Role::Worker,
+    ))
+    .await
+    .expect_err("over its address's share");
+    assert!(matches!(err, ConnectError::Busy { .. }), "{err}");
+    // A worker from another address gets in at once, while the flood still holds its places.
+    let ep = client_endpoint(s.addr).expect("endpoint");
+    let mut c = within(connect(
+        &ep,
+        s.addr,
+        &s.pin,
+        &Secret::from_bytes(KEY),
+        Role::Worker,
+    ))
+    .await
+    .expect("a worker from another address is not refused");
+    let seen: String = within(c.recv()).await.expect("recv").expect("role");
+    assert_eq!(seen, "Worker");
+    assert!(
+        silent.iter().all(|c| c.close_reason().is_none()),
+        "the flood's connections were still pending"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use quinn::VarInt;
-use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -32,7 +31,9 @@ use crate::protocol::{
     ToWorker, WorkerMsg, WorkerReport,
 };
 use crate::tasks::AbortOnDrop;
-use crate::transport::{AuthedConnection, ConnectError, FrameError, recv_frame, send_frame};
+use crate::transport::{
+    AuthedConnection, Backoff, ConnectError, FrameError, recv_frame, send_frame,
+};
 
 /// A worker that cannot reach its coordinator for this long exits.
 pub const ORPHAN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,27 +98,6 @@ pub enum WorkerError {
     Threads(std::io::Error),
 }
 
-/// Errors that retrying cannot fix.
-fn permanent(e: &ConnectError) -> bool {
-    match e {
-        ConnectError::Rejected { code, .. } => {
-            matches!(code, CloseCode::AuthFailed | CloseCode::VersionMismatch)
-        }
-        ConnectError::VersionMismatch { .. } | ConnectError::NotACoordinator { .. } => true,
-        ConnectError::ClusterDir(d) => !matches!(
-            d,
-            ClusterDirError::CoordinatorNotStarted { .. }
-                | ClusterDirError::Io { .. }
-                | ClusterDirError::Json { .. }
-        ),
-        _ => false,
-    }
-}
-
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
-}
-
 /// Runs a worker for the cluster in `dir` until it is told to stop or is orphaned.
 pub async fn run(
     dir: ClusterDir,
@@ -133,7 +113,7 @@ pub async fn run(
     };
     let mut last_contact = Instant::now();
     let mut last_error = String::from("not connected yet");
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let left = w.opts.orphan_timeout.saturating_sub(last_contact.elapsed());
         if left.is_zero() {
@@ -153,7 +133,7 @@ pub async fn run(
         };
         match connected {
             Ok(Ok(conn)) => {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 info!(coordinator = %conn.remote_address(), "connected");
                 match w.session(conn, &mut control).await {
                     End::Exit(e) => return Ok(e),
@@ -164,12 +144,11 @@ pub async fn run(
                     }
                 }
             }
-            Ok(Err(e)) if permanent(&e) => return Err(WorkerError::Refused(e)),
+            Ok(Err(e)) if e.is_permanent() => return Err(WorkerError::Refused(e)),
             Ok(Err(e)) => {
                 debug!("cannot connect yet: {e}");
                 last_error = e.to_string();
-                let pause = jittered(backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let pause = backoff.pause();
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     c = control.recv() => return Ok(terminated(c)),
