@@ -10,6 +10,7 @@
 //! - [`badrows`]: bad rows by reason, with examples.
 //! - [`merge`]: parity checks, line numbers, `finish` into a [`QueryResult`].
 //! - [`result`]: the result and its pandas-like table.
+//! - `open`: opening inputs non-blocking and checking the descriptor against the plan.
 //! - [`run`]: files (memory maps or reads), change detection, threads, [`execute`].
 //! - [`error`]: the error type, [`AggError`].
 //!
@@ -48,6 +49,7 @@ pub(crate) mod classify;
 pub mod error;
 pub mod merge;
 pub mod num;
+pub(crate) mod open;
 pub mod partial;
 pub mod plan;
 pub mod query;
@@ -58,6 +60,7 @@ pub(crate) mod scan;
 pub use badrows::{BadExample, BadReason, BadRows};
 pub use error::AggError;
 pub use merge::{Merger, Rerun, check_parities, finish};
+pub(crate) use open::open_planned;
 pub use partial::{AggState, Group, Partial, SpanStats};
 pub use plan::{
     DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, MIN_PARTITION_BYTES, PARTITIONS_PER_CORE,

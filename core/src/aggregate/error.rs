@@ -37,6 +37,13 @@ pub enum AggError {
     },
     #[error("{}: the header line has an unterminated quote", path.display())]
     BadHeader { path: PathBuf },
+    #[error("{}: not a CSV file (binary data at byte {offset})", path.display())]
+    NotCsv { path: PathBuf, offset: u64 },
+    #[error(
+        "{}: the first line does not end within {} MiB: not a CSV file corral can read (a \
+         header must fit in {} MiB)", path.display(), limit >> 20, limit >> 20
+    )]
+    HeaderTooLong { path: PathBuf, limit: usize },
     #[error("unknown column {name:?}; the header has: {}", available.join(", "))]
     UnknownColumn {
         name: String,

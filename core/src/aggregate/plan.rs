@@ -8,12 +8,12 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::AggError;
+use super::open::{FileId, check_same, open_input};
 use super::query::{AggOp, Column, Query};
 
 /// Default size of a partition handed to an agent.
@@ -105,8 +105,9 @@ impl Partition {
 pub struct PlannedFile {
     pub path: PathBuf,
     pub size: u64,
-    /// Modification time in nanoseconds since the epoch.
+    /// Modification and status-change times in nanoseconds since the epoch.
     pub mtime_ns: i128,
+    pub ctime_ns: i128,
     pub inode: u64,
     pub dev: u64,
     /// First byte after the BOM and the header: where records begin.
@@ -118,41 +119,11 @@ pub struct PlannedFile {
 impl PlannedFile {
     /// Whether the file at `path` still is the file that was planned.
     pub fn check_unchanged(&self) -> Result<(), AggError> {
-        let changed = |truncated| AggError::FileChanged {
+        let meta = std::fs::metadata(&self.path).map_err(|_| AggError::FileChanged {
             path: self.path.clone(),
-            truncated,
-        };
-        let meta = std::fs::metadata(&self.path).map_err(|_| changed(false))?;
-        let id = FileId::of(&meta);
-        if id.size < self.size {
-            return Err(changed(true));
-        }
-        if id.size != self.size
-            || id.mtime_ns != self.mtime_ns
-            || id.inode != self.inode
-            || id.dev != self.dev
-        {
-            return Err(changed(false));
-        }
-        Ok(())
-    }
-}
-
-struct FileId {
-    size: u64,
-    mtime_ns: i128,
-    inode: u64,
-    dev: u64,
-}
-
-impl FileId {
-    fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
-            dev: meta.dev(),
-        }
+            truncated: false,
+        })?;
+        check_same(self, &meta)
     }
 }
 
@@ -213,33 +184,20 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
     // (file index, header fields) of the first file that has a first record.
     let mut first: Option<(usize, Vec<String>)> = None;
     for path in paths {
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
+        // Opened first and checked on the descriptor: a path swapped for a FIFO between a
+        // stat and an open must not block planning.
+        let (mut f, meta) = match open_input(&path) {
+            Ok(o) => (o.file, o.meta),
             Err(e) => {
-                problems.push(open_error(&path, e));
+                problems.push(e);
                 continue;
             }
         };
-        if meta.is_dir() {
-            problems.push(AggError::IsDirectory { path });
-            continue;
-        }
-        if !meta.file_type().is_file() {
-            problems.push(AggError::NotRegularFile { path });
-            continue;
-        }
         let id = FileId::of(&meta);
         // The same file named twice (a glob and an explicit path) is read once.
         if !seen.insert((id.dev, id.inode)) {
             continue;
         }
-        let mut f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                problems.push(open_error(&path, e));
-                continue;
-            }
-        };
         if !problems.is_empty() {
             // Already failing: only look for more unreadable inputs.
             continue;
@@ -271,6 +229,7 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
             path,
             size: id.size,
             mtime_ns: id.mtime_ns,
+            ctime_ns: id.ctime_ns,
             inode: id.inode,
             dev: id.dev,
             data_start,
@@ -384,18 +343,6 @@ fn partitions_for(files: &[PlannedFile], bytes: u64) -> Vec<Partition> {
     whole.iter().flat_map(|p| p.split(bytes)).collect()
 }
 
-fn open_error(path: &Path, e: std::io::Error) -> AggError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => AggError::NotFound {
-            path: path.to_path_buf(),
-        },
-        _ => AggError::Unreadable {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    }
-}
-
 fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -440,6 +387,11 @@ fn expand_inputs(inputs: &[String], problems: &mut Vec<AggError>) -> Vec<PathBuf
     out
 }
 
+/// The longest first record (the header) planning reads: a "header" that does not end
+/// within it is not a CSV file corral can read, and must not make the coordinator read a
+/// whole huge file.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
 /// What the first record of a file says.
 pub(crate) struct FirstRecord {
     /// Length of the UTF-8 BOM (0 or 3).
@@ -452,114 +404,268 @@ pub(crate) struct FirstRecord {
     pub fields: Option<Vec<String>>,
 }
 
-/// Reads and parses the first record (the header, or the first data row with `--no-header`).
+/// Why a first record is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderProblem {
+    /// A quote left open at the end of the file.
+    UnterminatedQuote,
+    /// A NUL byte at this offset: binary data, not text.
+    Binary(u64),
+}
+
+/// Reads and parses the first record (the header, or the first data row with `--no-header`):
+/// at most [`MAX_HEADER_BYTES`], each byte parsed once.
 fn read_first_record(f: &mut File, path: &Path) -> Result<FirstRecord, AggError> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
+    let mut parser = FirstRecordParser::default();
     loop {
-        let n = f.read(&mut chunk).map_err(|e| AggError::Unreadable {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let room = MAX_HEADER_BYTES + 1 - buf.len();
+        let want = chunk.len().min(room);
+        let n = f
+            .read(&mut chunk[..want])
+            .map_err(|e| AggError::Unreadable {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
         buf.extend_from_slice(&chunk[..n]);
         let eof = n == 0;
-        if let Some(r) = parse_first_record(&buf, eof) {
-            return match r {
-                Some(r) => Ok(r),
-                None => Err(AggError::BadHeader {
+        match parser.feed(&buf, eof) {
+            Some(Ok(r)) => return Ok(r),
+            Some(Err(HeaderProblem::UnterminatedQuote)) => {
+                return Err(AggError::BadHeader {
                     path: path.to_path_buf(),
-                }),
-            };
+                });
+            }
+            Some(Err(HeaderProblem::Binary(offset))) => {
+                return Err(AggError::NotCsv {
+                    path: path.to_path_buf(),
+                    offset,
+                });
+            }
+            None if buf.len() > MAX_HEADER_BYTES => {
+                return Err(AggError::HeaderTooLong {
+                    path: path.to_path_buf(),
+                    limit: MAX_HEADER_BYTES,
+                });
+            }
+            None => {}
         }
     }
 }
 
-/// Parses the first record of `buf`. Outer None: more bytes needed (not `eof`). Inner None: an
-/// unterminated quote at EOF.
-pub(crate) fn parse_first_record(buf: &[u8], eof: bool) -> Option<Option<FirstRecord>> {
-    let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else if !eof && b"\xEF\xBB\xBF".starts_with(buf) {
-        return None;
-    } else {
-        0
-    };
-    let mut fields = Vec::new();
-    let mut field = Vec::new();
-    let mut in_quotes = false;
-    let mut was_quoted = false;
-    let mut newlines = 0u64;
-    let mut i = bom;
-    while i < buf.len() {
-        let b = buf[i];
-        if in_quotes {
-            if b == b'"' {
-                if i + 1 >= buf.len() && !eof {
+/// Parses the first record of `buf`. Outer None: more bytes needed (not `eof`).
+#[cfg(test)]
+pub(crate) fn parse_first_record(
+    buf: &[u8],
+    eof: bool,
+) -> Option<Result<FirstRecord, HeaderProblem>> {
+    FirstRecordParser::default().feed(buf, eof)
+}
+
+/// The first-record parser, resumable: fed a buffer that grows between calls (the same bytes
+/// first), it continues where it stopped instead of starting over.
+#[derive(Default)]
+pub(crate) struct FirstRecordParser {
+    bom: Option<usize>,
+    /// Where to continue.
+    pos: usize,
+    fields: Vec<String>,
+    field: Vec<u8>,
+    in_quotes: bool,
+    was_quoted: bool,
+    newlines: u64,
+}
+
+impl FirstRecordParser {
+    pub(crate) fn feed(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+    ) -> Option<Result<FirstRecord, HeaderProblem>> {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        let bom = match self.bom {
+            Some(b) => b,
+            None => {
+                let b = if buf.starts_with(BOM) {
+                    3
+                } else if !eof && BOM.starts_with(buf) {
                     return None;
-                }
-                if buf.get(i + 1) == Some(&b'"') {
-                    field.push(b'"');
-                    i += 2;
-                    continue;
-                }
-                in_quotes = false;
-            } else {
-                if b == b'\n' {
-                    newlines += 1;
-                }
-                field.push(b);
+                } else {
+                    0
+                };
+                self.bom = Some(b);
+                self.pos = b;
+                b
             }
-        } else {
-            match b {
-                b'"' if field.is_empty() && !was_quoted => {
-                    in_quotes = true;
-                    was_quoted = true;
-                }
-                b',' => {
-                    fields.push(String::from_utf8_lossy(&field).into_owned());
-                    field.clear();
-                    was_quoted = false;
-                }
-                b'\n' => {
-                    if !was_quoted && field.last() == Some(&b'\r') {
-                        field.pop();
+        };
+        let mut i = self.pos;
+        while i < buf.len() {
+            let b = buf[i];
+            if b == 0 {
+                return Some(Err(HeaderProblem::Binary(i as u64)));
+            }
+            if self.in_quotes {
+                if b == b'"' {
+                    if i + 1 >= buf.len() && !eof {
+                        // Is it `""`? The next read tells.
+                        self.pos = i;
+                        return None;
                     }
-                    // Leading blank lines are skipped like everywhere else.
-                    if fields.is_empty() && field.is_empty() && !was_quoted {
-                        newlines += 1;
-                        i += 1;
+                    if buf.get(i + 1) == Some(&b'"') {
+                        self.field.push(b'"');
+                        i += 2;
                         continue;
                     }
-                    fields.push(String::from_utf8_lossy(&field).into_owned());
-                    return Some(Some(FirstRecord {
-                        bom: bom as u64,
-                        end: i as u64 + 1,
-                        newlines: newlines + 1,
-                        fields: Some(fields),
-                    }));
+                    self.in_quotes = false;
+                } else {
+                    if b == b'\n' {
+                        self.newlines += 1;
+                    }
+                    self.field.push(b);
                 }
-                _ => field.push(b),
+            } else {
+                match b {
+                    b'"' if self.field.is_empty() && !self.was_quoted => {
+                        self.in_quotes = true;
+                        self.was_quoted = true;
+                    }
+                    b',' => {
+                        self.fields
+                            .push(String::from_utf8_lossy(&self.field).into_owned());
+                        self.field.clear();
+                        self.was_quoted = false;
+                    }
+                    b'\n' => {
+                        if !self.was_quoted && self.field.last() == Some(&b'\r') {
+                            self.field.pop();
+                        }
+                        // Leading blank lines are skipped like everywhere else.
+                        if self.fields.is_empty() && self.field.is_empty() && !self.was_quoted {
+                            self.newlines += 1;
+                            i += 1;
+                            continue;
+                        }
+                        let mut fields = std::mem::take(&mut self.fields);
+                        fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                        return Some(Ok(FirstRecord {
+                            bom: bom as u64,
+                            end: i as u64 + 1,
+                            newlines: self.newlines + 1,
+                            fields: Some(fields),
+                        }));
+                    }
+                    _ => self.field.push(b),
+                }
             }
+            i += 1;
         }
-        i += 1;
+        self.pos = i;
+        if !eof {
+            return None;
+        }
+        if self.in_quotes {
+            return Some(Err(HeaderProblem::UnterminatedQuote));
+        }
+        if !self.was_quoted && self.field.last() == Some(&b'\r') {
+            self.field.pop();
+        }
+        let empty = self.fields.is_empty() && self.field.is_empty() && !self.was_quoted;
+        let mut fields = std::mem::take(&mut self.fields);
+        if !empty {
+            fields.push(String::from_utf8_lossy(&self.field).into_owned());
+        }
+        Some(Ok(FirstRecord {
+            bom: bom as u64,
+            end: buf.len() as u64,
+            newlines: self.newlines,
+            fields: if empty { None } else { Some(fields) },
+        }))
     }
-    if !eof {
-        return None;
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn plan_one(path: &Path) -> Result<Plan, AggError> {
+        let q = crate::aggregate::Query::value_counts(
+            vec![path.to_string_lossy().into_owned()],
+            Column::Index(0),
+        );
+        plan(&q, 1 << 20)
     }
-    if in_quotes {
-        return Some(None);
+
+    #[test]
+    fn a_first_line_with_no_end_is_refused_after_the_cap() {
+        let d = tempfile::tempdir().expect("tmp");
+        let path = d.path().join("endless.csv");
+        std::fs::write(&path, vec![b'a'; 3 * MAX_HEADER_BYTES]).expect("write");
+        let err = plan_one(&path).expect_err("no header end");
+        assert!(matches!(err, AggError::HeaderTooLong { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("endless.csv") && msg.contains("1 MiB"),
+            "{msg}"
+        );
+        // Just under the cap is still a header.
+        std::fs::write(
+            &path,
+            [vec![b'a'; MAX_HEADER_BYTES - 1], b"\n1\n".to_vec()].concat(),
+        )
+        .expect("write");
+        assert!(plan_one(&path).is_ok());
     }
-    if !was_quoted && field.last() == Some(&b'\r') {
-        field.pop();
+
+    #[test]
+    fn binary_data_is_not_a_csv_file() {
+        let d = tempfile::tempdir().expect("tmp");
+        let path = d.path().join("ls");
+        std::fs::write(&path, b"\x7fELF\x02\x01\x01\x00\x00\x00\x00").expect("write");
+        let err = plan_one(&path).expect_err("binary");
+        assert_eq!(
+            err.to_string(),
+            format!("{}: not a CSV file (binary data at byte 7)", path.display())
+        );
     }
-    let empty = fields.is_empty() && field.is_empty() && !was_quoted;
-    if !empty {
-        fields.push(String::from_utf8_lossy(&field).into_owned());
+
+    /// The record as a comparable value.
+    fn outcome(r: Option<Result<FirstRecord, HeaderProblem>>) -> String {
+        match r {
+            None => "more".into(),
+            Some(Err(p)) => format!("{p:?}"),
+            Some(Ok(r)) => format!("{} {} {} {:?}", r.bom, r.end, r.newlines, r.fields),
+        }
     }
-    Some(Some(FirstRecord {
-        bom: bom as u64,
-        end: buf.len() as u64,
-        newlines,
-        fields: if empty { None } else { Some(fields) },
-    }))
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Fed in arbitrary pieces, the resumable parser says what one pass over the whole
+        /// buffer says (and never panics).
+        #[test]
+        fn pieces_parse_like_the_whole(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'a'),
+                            Just(0xEFu8), Just(0xBB), Just(0xBF), Just(0u8)],
+                0..64,
+            ),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let whole = outcome(parse_first_record(&bytes, true));
+            let mut ends: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            ends.sort_unstable();
+            let mut p = FirstRecordParser::default();
+            let mut got = None;
+            for e in ends {
+                if let Some(r) = p.feed(&bytes[..e], false) {
+                    got = Some(outcome(Some(r)));
+                    break;
+                }
+            }
+            let got = got.unwrap_or_else(|| outcome(p.feed(&bytes, true)));
+            prop_assert_eq!(got, whole);
+        }
+    }
 }

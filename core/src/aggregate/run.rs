@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,23 +84,9 @@ impl<'p> Inputs<'p> {
             path: pf.path.clone(),
             truncated,
         };
-        let file = File::open(&pf.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => changed(false),
-            _ => AggError::Unreadable {
-                path: pf.path.clone(),
-                source: e,
-            },
-        })?;
-        let meta = file.metadata().map_err(|e| AggError::Unreadable {
-            path: pf.path.clone(),
-            source: e,
-        })?;
-        if meta.len() < pf.size {
-            return Err(changed(true));
-        }
-        if meta.len() != pf.size || meta.ino() != pf.inode || meta.dev() != pf.dev {
-            return Err(changed(false));
-        }
+        // Non-blocking, and checked on the descriptor: a file swapped for a FIFO is an error
+        // naming it, not a thread blocked forever.
+        let file = super::open::open_planned(pf)?;
         let src = if self.mmap {
             match MappedFile::open(&file) {
                 Ok(m) if m.bytes().len() as u64 == pf.size => Source::Mapped(m),

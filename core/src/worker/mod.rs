@@ -191,10 +191,11 @@ fn check_files(plan: &Plan) -> Vec<FileProblem> {
     plan.files
         .iter()
         .filter_map(|f| {
-            let problem = match std::fs::File::open(&f.path) {
-                Err(e) => Some(e.to_string()),
-                Ok(_) => f.check_unchanged().err().map(|e| e.to_string()),
-            };
+            // Opened non-blocking and checked on the descriptor: a planned file swapped for
+            // a FIFO must not block this check (and with it the worker's heartbeats).
+            let problem = crate::aggregate::open_planned(f)
+                .err()
+                .map(|e| e.to_string());
             problem.map(|error| FileProblem {
                 path: f.path.clone(),
                 error,

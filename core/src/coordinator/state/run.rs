@@ -171,6 +171,8 @@ pub(super) fn error_path(e: &AggError) -> Option<PathBuf> {
         | AggError::Unreadable { path, .. }
         | AggError::HeaderMismatch { path, .. }
         | AggError::BadHeader { path }
+        | AggError::NotCsv { path, .. }
+        | AggError::HeaderTooLong { path, .. }
         | AggError::FileChanged { path, .. }
         | AggError::BadRow { path, .. }
         | AggError::Coverage { path, .. } => Some(path.clone()),
