@@ -204,6 +204,42 @@ fn check_files(plan: &Plan) -> Vec<FileProblem> {
         .collect()
 }
 
+/// Encodes a task's outcome. A result too large for one message fails the task with the
+/// reason instead of vanishing (the coordinator would wait for it forever).
+fn encode_outcome(m: &WorkerMsg) -> Vec<u8> {
+    match crate::transport::encode_frame(m) {
+        Ok(f) => f,
+        Err(e) => {
+            let WorkerMsg::Result(r) = m else {
+                warn!("cannot encode a message: {e}");
+                return Vec::new();
+            };
+            let size = match &e {
+                FrameError::Oversize { len, max } => format!(
+                    "{:.0} MiB, over the {} MiB one message may carry",
+                    *len as f64 / f64::from(1 << 20),
+                    max >> 20
+                ),
+                other => format!("not encodable ({other})"),
+            };
+            let error = format!(
+                "the partition's result is {size}: too many distinct groups ({} in this \
+                 partition); group by fewer or coarser columns",
+                r.partial.groups.len()
+            );
+            warn!(task = r.task, "{error}");
+            let failed = WorkerMsg::Failed(TaskFailure {
+                query: r.query,
+                task: r.task,
+                attempt: r.attempt,
+                error,
+                path: None,
+            });
+            crate::transport::encode_frame(&failed).unwrap_or_default()
+        }
+    }
+}
+
 impl Worker {
     fn registration(&self) -> Registration {
         Registration {
@@ -418,10 +454,9 @@ impl Worker {
                     };
                     let mut out = crate::transport::encode_frame(&WorkerMsg::Slots { free: 1 }).unwrap_or_default();
                     if let Some(m) = msg {
-                        match crate::transport::encode_frame(&m) {
-                            Ok(mut f) => { f.extend_from_slice(&out); out = f; }
-                            Err(e) => warn!("cannot encode a result: {e}"),
-                        }
+                        let mut f = encode_outcome(&m);
+                        f.extend_from_slice(&out);
+                        out = f;
                     }
                     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut send, &out).await {
                         return lost(e.to_string(), last_heard);
@@ -459,5 +494,46 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{Group, Partial};
+    use crate::transport::decode_payload;
+
+    #[test]
+    fn a_result_too_large_to_send_fails_its_task_with_the_reason() {
+        // 300,000 groups with 64-byte keys: about 20 MB encoded, over the 16 MiB limit.
+        let groups = (0..300_000u32)
+            .map(|i| Group {
+                key: vec![format!("{i:064}").into_bytes()],
+                rows: 1,
+                aggs: vec![],
+            })
+            .collect();
+        let m = WorkerMsg::Result(Box::new(TaskResult {
+            query: 4,
+            task: 9,
+            attempt: 2,
+            partial: Partial {
+                groups,
+                ..Partial::default()
+            },
+            seconds: 0.1,
+        }));
+        let f = encode_outcome(&m);
+        let back: WorkerMsg = decode_payload(&f[4..]).expect("a frame");
+        let WorkerMsg::Failed(failure) = back else {
+            panic!("expected a failure, got {back:?}");
+        };
+        assert_eq!((failure.query, failure.task, failure.attempt), (4, 9, 2));
+        assert!(
+            failure.error.contains("too many distinct groups (300000")
+                && failure.error.contains("over the 16 MiB"),
+            "{}",
+            failure.error
+        );
     }
 }
