@@ -24,6 +24,7 @@
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
+//! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown).
 pub mod aggregate;
 pub mod client;
 pub mod cluster_dir;
@@ -42,6 +43,7 @@ pub mod schedule;
 pub mod security;
 pub mod slurm;
 pub mod tasks;
+pub mod text;
 pub mod threads;
 pub mod transport;
 pub mod worker;

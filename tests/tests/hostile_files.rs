@@ -112,3 +112,36 @@ fn a_planned_file_replaced_by_a_fifo_mid_query_fails_naming_it() {
         .count();
     assert_eq!(alive, 2, "{st}");
 }
+
+#[test]
+fn escape_sequences_in_the_data_are_printed_escaped() {
+    let env = Env::new("esc");
+    let evil = env.data().join("evil.csv");
+    // A header and keys that would retitle the terminal (OSC 0), write the clipboard (OSC 52)
+    // and clear the screen, if printed raw.
+    std::fs::write(
+        &evil,
+        "k\u{1b}[2J,v\n\u{1b}]0;pwned\u{7},1\n\u{1b}]52;c;Zm9v\u{7},2\nplain,3\n",
+    )
+    .expect("write");
+    let e = evil.to_string_lossy().into_owned();
+    env.up("e", 1, 1, &[]);
+    let by = "k\u{1b}[2J";
+    for out in [
+        env.ok(&["agg", "--by", by, "--sum", "v", &e]),
+        env.ok(&["query", "e", "--by", by, "--sum", "v", &e]),
+    ] {
+        for text in [&out.stdout, &out.stderr] {
+            assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{out}");
+        }
+        assert!(out.stdout.contains("\\x1b]0;pwned\\x07"), "{out}");
+        assert!(out.stdout.contains("\\x1b]52;c;Zm9v\\x07"), "{out}");
+        assert!(out.stdout.contains("k\\x1b[2J"), "{out}");
+        assert!(out.stdout.contains("plain"), "{out}");
+    }
+    // An error naming the column shows the escapes too.
+    let out = env.run(&["agg", "--by", "nope\u{1b}]0;x\u{7}", &e]);
+    assert!(!out.success(), "{out}");
+    assert!(!out.stderr.contains('\u{1b}'), "{out}");
+    assert!(out.stderr.contains("\\x1b[2J"), "{out}");
+}

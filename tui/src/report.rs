@@ -3,7 +3,11 @@
 /// Prints an error and its causes on one line to stderr. A cause whose text the message
 /// before it already carries (thiserror messages often embed their source) is not repeated.
 pub fn error(e: &anyhow::Error) {
-    eprintln!("corral: error: {}", chain_text(e));
+    // Errors quote file names, headers and data: shown, never obeyed by the terminal.
+    eprintln!(
+        "corral: error: {}",
+        corral_core::text::terminal_safe(&chain_text(e))
+    );
 }
 
 fn chain_text(e: &anyhow::Error) -> String {
@@ -39,7 +43,7 @@ pub fn result_details(r: &corral_core::aggregate::QueryResult) -> String {
         let path = e
             .path
             .as_deref()
-            .map(|p| p.display().to_string())
+            .map(corral_core::text::path_safe)
             .unwrap_or_default();
         s.push_str(&format!(
             "  {path}:{}: {}: {:?}\n",
@@ -47,6 +51,7 @@ pub fn result_details(r: &corral_core::aggregate::QueryResult) -> String {
         ));
     }
     for (label, n) in &r.missing {
+        let label = corral_core::text::terminal_safe(label);
         s.push_str(&format!("missing values skipped in {label}: {n}\n"));
     }
     if !r.exact {

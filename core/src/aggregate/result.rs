@@ -65,8 +65,14 @@ pub struct QueryResult {
     pub exact: bool,
 }
 
-fn shown_key(k: &str) -> &str {
-    if k.is_empty() { "\"\"" } else { k }
+/// A key as the table shows it: `""` for the empty key, escapes for control characters (a
+/// key from a data file must not drive the terminal).
+fn shown_key(k: &str) -> std::borrow::Cow<'_, str> {
+    if k.is_empty() {
+        "\"\"".into()
+    } else {
+        crate::text::terminal_safe(k)
+    }
 }
 
 impl QueryResult {
@@ -76,7 +82,7 @@ impl QueryResult {
         let count_only = self.group_by.len() == 1 && self.aggregates == ["count"];
         if count_only {
             // pandas: index name alone, then key left-aligned, 4 spaces, count right-aligned.
-            let name = self.group_by.first().map_or("", String::as_str);
+            let name = crate::text::terminal_safe(self.group_by.first().map_or("", String::as_str));
             let kw = self
                 .groups
                 .iter()
@@ -89,7 +95,7 @@ impl QueryResult {
                 .map(|g| g.count.to_string().len())
                 .max()
                 .unwrap_or(0);
-            out.push_str(name);
+            out.push_str(&name);
             out.push('\n');
             for g in &self.groups {
                 let k = shown_key(&g.key[0]);
@@ -101,12 +107,16 @@ impl QueryResult {
         }
         let mut cols: Vec<Vec<String>> = Vec::new();
         for (i, name) in self.group_by.iter().enumerate() {
-            let mut c = vec![name.clone()];
-            c.extend(self.groups.iter().map(|g| shown_key(&g.key[i]).to_string()));
+            let mut c = vec![crate::text::terminal_safe(name).into_owned()];
+            c.extend(
+                self.groups
+                    .iter()
+                    .map(|g| shown_key(&g.key[i]).into_owned()),
+            );
             cols.push(c);
         }
         for (j, name) in self.aggregates.iter().enumerate() {
-            let mut c = vec![name.clone()];
+            let mut c = vec![crate::text::terminal_safe(name).into_owned()];
             c.extend(
                 self.groups
                     .iter()

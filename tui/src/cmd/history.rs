@@ -87,7 +87,8 @@ pub(crate) fn describe(q: &Query, files: &[PathBuf]) -> String {
     if q.strict {
         s.push_str(" (strict)");
     }
-    s
+    // Column and directory names come from data files and other users.
+    corral_core::text::terminal_safe(&s).into_owned()
 }
 
 /// The directory every path is in (their longest common parent), if they share one.

@@ -54,7 +54,10 @@ struct JsonOut<'a> {
 fn rerun_reason(r: &RerunReason) -> String {
     match r {
         RerunReason::WorkerLost { worker, node } => format!("worker {worker} on {node} was lost"),
-        RerunReason::Failed { worker, error } => format!("worker {worker} failed it: {error}"),
+        RerunReason::Failed { worker, error } => format!(
+            "worker {worker} failed it: {}",
+            corral_core::text::terminal_safe(error)
+        ),
         RerunReason::WrongParity => "its split fell inside a quoted field".into(),
     }
 }
@@ -85,7 +88,7 @@ pub(crate) fn summary(r: &QueryReport) -> String {
         for n in r.reruns.iter().take(10) {
             s.push_str(&format!(
                 "  {} bytes {}..{}: {}\n",
-                n.path.display(),
+                corral_core::text::path_safe(&n.path),
                 n.start,
                 n.end,
                 rerun_reason(&n.reason)

@@ -102,6 +102,7 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
         ));
     }
     for w in &s.warnings {
+        let w = corral_core::text::terminal_safe(w);
         out.push_str(&format!("warning: {w}\n"));
     }
     out.push_str(&format!(
