@@ -47,15 +47,19 @@
 pub mod badrows;
 pub(crate) mod classify;
 pub mod error;
+pub mod expr;
 pub mod merge;
 pub mod num;
 pub(crate) mod open;
+pub mod output;
 pub mod partial;
 pub mod plan;
 pub mod query;
 pub mod result;
 pub mod run;
 pub(crate) mod scan;
+pub mod sketch;
+pub mod sql;
 
 pub use badrows::{BadExample, BadReason, BadRows};
 pub use error::AggError;
@@ -66,7 +70,7 @@ pub use plan::{
     DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, MIN_PARTITION_BYTES, PARTITIONS_PER_CORE,
     Parity, Partition, Plan, PlannedFile, partition_bytes_for, plan,
 };
-pub use query::{AggOp, Aggregate, Column, Query};
+pub use query::{AggCall, AggOp, Aggregate, Column, Query, Select};
 pub use result::{GroupRow, QueryResult, Value};
 pub use run::{ExecOptions, Inputs, execute, execute_with, run_partition};
 

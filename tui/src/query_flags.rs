@@ -2,17 +2,21 @@
 //! (`corral agg`, `corral query`, `corral sweep`), and the [`Query`] they describe.
 
 use anyhow::Context;
-use corral_core::aggregate::{AggOp, Aggregate, Column, Query};
+use corral_core::aggregate::{AggOp, Aggregate, Column, Query, sql};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryFlags {
+    /// The query as SQL: `SELECT payment_type, count(*) FROM 'data/*.csv' GROUP BY 1`
+    /// (the files may instead follow as arguments). Replaces --by and the aggregate flags.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["by", "count", "sum", "mean", "min", "max"])]
+    pub sql: Option<String>,
     /// Column(s) to group by: repeat or comma-separate. Names from the header, or 0-based
     /// indices with --no-header.
     #[arg(
         long = "by",
         value_name = "COL",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "sql"
     )]
     pub by: Vec<String>,
     /// Count rows per group (the default when no other aggregate is asked for).
@@ -37,13 +41,16 @@ pub struct QueryFlags {
     #[arg(long)]
     pub no_header: bool,
     /// CSV files or glob patterns (quote globs to let corral expand them).
-    #[arg(required = true, value_name = "FILES_OR_GLOBS")]
+    #[arg(required_unless_present = "sql", value_name = "FILES_OR_GLOBS")]
     pub inputs: Vec<String>,
 }
 
 impl QueryFlags {
     /// The query these flags describe, over `inputs` (the flags' own, or resolved ones).
     pub fn query(&self, inputs: Vec<String>) -> anyhow::Result<Query> {
+        if let Some(text) = &self.sql {
+            return Ok(sql::compile(text, inputs, !self.no_header, self.strict)?);
+        }
         let col = |s: &String| column(s, self.no_header);
         let mut aggregates = Vec::new();
         let others = [
@@ -72,6 +79,7 @@ impl QueryFlags {
             aggregates,
             has_header: !self.no_header,
             strict: self.strict,
+            select: None,
         })
     }
 }

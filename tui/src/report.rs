@@ -50,6 +50,26 @@ pub fn result_details(r: &corral_core::aggregate::QueryResult) -> String {
             e.line, e.reason, e.excerpt
         ));
     }
+    if r.filtered > 0 {
+        s.push_str(&format!("rows left out by WHERE: {}\n", r.filtered));
+    }
+    for b in &r.bad_values {
+        let path = b
+            .example
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "bad values: {} ({}) in {} rows, left out of {}; e.g. {path}:{}: {:?}\n",
+            b.column,
+            b.reason,
+            b.rows,
+            b.left_out_of.join(", "),
+            b.example.line,
+            b.example.value
+        ));
+    }
     for (label, n) in &r.missing {
         let label = corral_core::text::terminal_safe(label);
         s.push_str(&format!("missing values skipped in {label}: {n}\n"));

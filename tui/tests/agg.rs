@@ -201,10 +201,24 @@ fn dirty_taxi_counts_and_bad_rows_equal_expected_json() {
         })
         .collect();
     assert_eq!(sums, e.fare_amount_sum_cents);
+    // Issue 12: they are bad values of fare_amount, left out of the sum only: the rows count.
     let missing = v["missing"]["sum(fare_amount)"].as_u64().unwrap_or(0);
+    let bad_values = v["bad_values"].as_array().expect("bad_values");
+    let fare = bad_values
+        .iter()
+        .find(|b| b["column"] == "fare_amount" && b["reason"] == "non_numeric")
+        .expect("fare_amount bad values");
+    assert_eq!(fare["left_out_of"], serde_json::json!(["sum(fare_amount)"]));
+    assert!(fare["example"]["line"].as_u64().unwrap_or(0) > 1, "{fare}");
     assert_eq!(
-        bad(&v, "non_numeric") + missing,
+        fare["rows"].as_u64().unwrap_or(0) + missing,
         e.defects.non_numeric_amount
+    );
+    assert_eq!(bad(&v, "non_numeric"), 0);
+    assert_eq!(
+        counts(&v),
+        e.payment_type,
+        "adding a sum does not change the counts"
     );
 }
 
@@ -465,4 +479,112 @@ fn a_literal_quote_in_an_unquoted_field_is_counted() {
     assert_eq!(c.get("cable"), Some(&1), "{v}");
     assert_eq!(c.get("a,b"), Some(&1), "{v}");
     assert_eq!(v["rows"], 4);
+}
+
+/// Issue 12: empty input, unknown columns and text aggregated as numbers are errors that say
+/// so in plain words (exit 1), not an empty table or a table of bad rows.
+#[test]
+fn plain_word_errors_for_empty_input_unknown_and_text_columns() {
+    let home = tempdir();
+    let empty = home.path().join("empty.csv");
+    fs::write(&empty, "a,b\n").expect("write");
+    let out = agg(home.path(), &["--by", "a", empty.to_str().expect("utf-8")]);
+    assert_one_line_failure(&out, "the input has no rows");
+
+    let f = home.path().join("t.csv");
+    fs::write(&f, "payment_type,flag,fare\n1,N,2.5\n2,Y,3\n1,N,4\n").expect("write");
+    let path = f.to_str().expect("utf-8");
+    let out = agg(home.path(), &["--by", "payment_typ", path]);
+    assert_one_line_failure(&out, "did you mean \"payment_type\"?");
+    let out = agg(
+        home.path(),
+        &["--by", "payment_type", "--sum", "flag", path],
+    );
+    assert_one_line_failure(&out, "column \"flag\" holds text");
+    let sql = format!("SELECT payment_type, avg(flag) FROM '{path}' GROUP BY 1");
+    let out = agg(home.path(), &["--sql", &sql]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("column \"flag\" holds text"), "{stderr}");
+
+    // A syntax error points at the token.
+    let out = corral(home.path())
+        .current_dir(home.path())
+        .args([
+            "agg",
+            "--sql",
+            "SELECT payment_type count(*) FROM 't.csv' GROUP BY 1",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].contains("syntax error"), "{stderr}");
+    let col = lines[2].find('^').expect("caret");
+    assert!(lines[1][col..].starts_with('('), "{stderr}");
+}
+
+/// Issue 12: SQL through `corral agg`, with filters, expressions, several keys and ordering.
+#[test]
+fn sql_queries_answer_like_sql() {
+    let home = tempdir();
+    let f = home.path().join("trips.csv");
+    fs::write(
+        &f,
+        "vendor,pay,ts,fare,tip\n\
+         1,CRD,2015-01-04 13:05:09,10.00,2.00\n\
+         1,CSH,2015-01-04 13:45:00,5.50,0\n\
+         2,CRD,2015-01-05 08:00:00,20.00,5.00\n\
+         2,CRD,2015-01-05 08:30:00,abc,1.00\n\
+         1,CRD,2015-01-06 23:59:59,0,0\n",
+    )
+    .expect("write");
+    let run = |sql: &str| {
+        let o = corral(home.path())
+            .current_dir(home.path())
+            .args(["agg", "--json", "--sql", sql])
+            .output()
+            .expect("run");
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v
+    };
+    let v = run(
+        "SELECT hour(ts) AS h, count(*) AS n, sum(tip) FROM 'trips.csv' WHERE pay = 'CRD' AND fare > 0 \
+         GROUP BY h ORDER BY h DESC",
+    );
+    assert_eq!(
+        v["table"]["rows"],
+        serde_json::json!([[13, 1, "2.00"], [8, 1, "5.00"]]),
+        "{v}"
+    );
+    assert_eq!(v["filtered"], 3, "{v}");
+    // `abc` in fare: the WHERE could not use it; the row is counted as filtered, and said so.
+    assert_eq!(v["bad_values"][0]["column"], "fare");
+    assert_eq!(
+        v["bad_values"][0]["left_out_of"],
+        serde_json::json!(["WHERE"])
+    );
+    let v = run(
+        "SELECT vendor, pay, count(*), count(DISTINCT dayofweek(ts)) AS days, \
+         max(fare) FROM 'trips.csv' GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC, 1",
+    );
+    assert_eq!(
+        v["table"]["rows"],
+        serde_json::json!([[1, "CRD", 2, 2, "10.00"], [2, "CRD", 2, 1, "20.00"]]),
+        "{v}"
+    );
+    let v = run(
+        "SELECT CASE WHEN tip > 0 THEN 'tipped' ELSE 'not' END AS t, count(*), \
+         round(avg(epoch(ts) - epoch(date_trunc('day', ts))), 1) AS secs \
+         FROM 'trips.csv' GROUP BY 1 ORDER BY t",
+    );
+    assert_eq!(v["table"]["columns"][2], "secs");
+    assert_eq!(v["table"]["rows"][0][0], "not");
+    assert_eq!(v["table"]["rows"][1][1], 3);
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::expr::ValueReason;
+
 /// Examples kept per result (the earliest by file and byte offset).
 pub const MAX_EXAMPLES: usize = 5;
 /// Bytes of a bad row shown in an example.
@@ -17,8 +19,6 @@ pub enum BadReason {
     WrongFieldCount,
     /// A quote opened and never closed before the end of the file.
     UnterminatedQuote,
-    /// An aggregated column holds something that is not a number.
-    NonNumeric,
 }
 
 impl BadReason {
@@ -26,7 +26,6 @@ impl BadReason {
         match self {
             BadReason::WrongFieldCount => "wrong_field_count",
             BadReason::UnterminatedQuote => "unterminated_quote",
-            BadReason::NonNumeric => "non_numeric",
         }
     }
 }
@@ -86,4 +85,53 @@ impl BadRows {
         self.examples.sort_by_key(|e| (e.file, e.offset));
         self.examples.truncate(MAX_EXAMPLES);
     }
+}
+
+/// Where a value an expression could not use was found (the first one, by file and offset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueExample {
+    pub file: usize,
+    pub offset: u64,
+    pub span_start: u64,
+    pub rel_line: u64,
+    /// 1-based physical line of the row (0 until resolved by `finish`).
+    #[serde(default)]
+    pub line: u64,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The field as written (first `EXCERPT_BYTES` bytes).
+    pub value: String,
+}
+
+/// Rows whose field of `column` an expression could not use, for one reason. The row itself
+/// is counted; only the consumers in `consumers` (bit 0: WHERE, then the group keys, then
+/// the aggregates) saw NULL instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadValue {
+    pub column: usize,
+    pub reason: ValueReason,
+    pub rows: u64,
+    pub consumers: u64,
+    pub example: ValueExample,
+}
+
+/// Merges `other` into `mine`: counts add, the earliest example wins, entries stay sorted by
+/// (column, reason) — the same result in any merge order.
+pub fn merge_bad_values(mine: &mut Vec<BadValue>, other: Vec<BadValue>) {
+    for b in other {
+        match mine
+            .iter_mut()
+            .find(|x| x.column == b.column && x.reason == b.reason)
+        {
+            Some(x) => {
+                x.rows += b.rows;
+                x.consumers |= b.consumers;
+                if (b.example.file, b.example.offset) < (x.example.file, x.example.offset) {
+                    x.example = b.example;
+                }
+            }
+            None => mine.push(b),
+        }
+    }
+    mine.sort_by_key(|x| (x.column, x.reason));
 }

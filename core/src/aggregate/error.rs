@@ -44,7 +44,7 @@ pub enum AggError {
          header must fit in {} MiB)", path.display(), limit >> 20, limit >> 20
     )]
     HeaderTooLong { path: PathBuf, limit: usize },
-    #[error("unknown column {name:?}; the header has: {}", available.join(", "))]
+    #[error("unknown column {name:?}{}; the header has: {}", closest_hint(name, available), available.join(", "))]
     UnknownColumn {
         name: String,
         available: Vec<String>,
@@ -73,4 +73,47 @@ pub enum AggError {
     ParityNotResolved { count: usize },
     #[error("a worker thread panicked")]
     WorkerPanicked,
+    #[error(
+        "column {column:?} holds text, not numbers, so it cannot be used in {what}; count({column}) or count(DISTINCT {column}) work on text"
+    )]
+    TextColumn { column: String, what: String },
+    #[error("the input has no rows: {} hold{} nothing after the header", if *files == 1 { "the file".to_string() } else { format!("the {files} files") }, if *files == 1 { "s" } else { "" })]
+    EmptyInput { files: usize },
+    #[error("{0}")]
+    Sql(String),
+}
+
+/// `; did you mean "x"?` for the known name closest to `name` (by edit distance, ignoring
+/// case), when one is close enough to be a likely typo.
+fn closest_hint(name: &str, available: &[String]) -> String {
+    match closest(name, available) {
+        Some(c) => format!("; did you mean {c:?}?"),
+        None => String::new(),
+    }
+}
+
+/// The known name closest to `name`, if any is within a third of its length (at least 2).
+pub fn closest<'a>(name: &str, available: &'a [String]) -> Option<&'a String> {
+    let n = name.to_lowercase();
+    available
+        .iter()
+        .map(|a| (edit_distance(&n, &a.to_lowercase()), a))
+        .filter(|(d, _)| *d <= (name.chars().count() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }

@@ -10,9 +10,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::badrows::BadRows;
 use super::error::AggError;
+use super::output;
 use super::partial::{AggState, Partial, SpanStats};
 use super::plan::{Parity, Partition, Plan};
-use super::result::{GroupRow, QueryResult, Value};
+use super::result::{BadValueReport, GroupRow, QueryResult};
 
 /// A partial computed (partly) under the wrong quote parity: drop it, and compute these
 /// partitions (its spans, each with the parity its start really has) instead. For a partial
@@ -167,6 +168,16 @@ pub fn finish(plan: &Plan, partials: Vec<Partial>) -> Result<QueryResult, AggErr
         e.line = line_at.get(&(e.file, e.span_start)).copied().unwrap_or(0) + e.rel_line;
         e.path = plan.files.get(e.file).map(|f| f.path.clone());
     }
+    for b in &mut merged.bad_values {
+        let e = &mut b.example;
+        e.line = line_at.get(&(e.file, e.span_start)).copied().unwrap_or(0) + e.rel_line;
+        e.path = plan.files.get(e.file).map(|f| f.path.clone());
+    }
+    if merged.rows == 0 && merged.bad.total() == 0 {
+        return Err(AggError::EmptyInput {
+            files: plan.files.len(),
+        });
+    }
     if plan.query.strict
         && let Some(e) = merged.bad.examples.first()
     {
@@ -180,33 +191,36 @@ pub fn finish(plan: &Plan, partials: Vec<Partial>) -> Result<QueryResult, AggErr
     Ok(result_of(plan, merged))
 }
 
-fn value_of(a: &AggState, rows: u64) -> Value {
-    match a {
-        AggState::Rows => Value::Int(rows),
-        AggState::Count(n) => Value::Int(*n),
-        AggState::Sum { sum, .. } => match sum.exact_text() {
-            Some(t) => Value::Decimal(t),
-            None => Value::Float(sum.to_f64()),
-        },
-        AggState::Mean { sum, n } => {
-            if *n == 0 {
-                Value::Null
-            } else {
-                Value::Float(sum.to_f64() / *n as f64)
-            }
+/// What the consumers of `mask` are called (bit 0: WHERE, then the keys, then aggregates).
+fn consumers(plan: &Plan, mask: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let nk = plan.group_names.len();
+    for bit in 0..64 {
+        if mask & (1u64 << bit) == 0 {
+            continue;
         }
-        AggState::Min(m) | AggState::Max(m) => match m {
-            Some(super::num::Num::Dec { m, scale }) => {
-                Value::Decimal(super::num::dec_text(*m, *scale))
-            }
-            Some(super::num::Num::Float(x)) => Value::Float(*x),
-            None => Value::Null,
-        },
+        out.push(match bit {
+            0 => "WHERE".to_string(),
+            b if b <= nk => format!("GROUP BY {}", plan.group_names[b - 1]),
+            b => plan
+                .aggregates
+                .get(b - 1 - nk)
+                .map_or_else(|| "more".to_string(), |a| a.label.clone()),
+        });
     }
+    out
 }
 
 fn result_of(plan: &Plan, merged: Partial) -> QueryResult {
     let mut groups = merged.groups;
+    let plain = plan.keys.iter().all(|k| k.as_column().is_some());
+    let table = plan.query.select.as_ref().map(|sel| {
+        let mut all = groups.clone();
+        if all.is_empty() && plan.keys.is_empty() {
+            all.push(output::empty_group(plan));
+        }
+        output::sql_table(plan, sel, &all)
+    });
     groups.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.key.cmp(&b.key)));
     let exact = groups.iter().all(|g| {
         g.aggs.iter().all(|a| match a {
@@ -220,10 +234,22 @@ fn result_of(plan: &Plan, merged: Partial) -> QueryResult {
             key: g
                 .key
                 .iter()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .enumerate()
+                .map(|(i, k)| {
+                    if plain {
+                        String::from_utf8_lossy(k).into_owned()
+                    } else {
+                        output::key_val(plan, false, i, k).to_text()
+                    }
+                })
                 .collect(),
             count: g.rows,
-            values: g.aggs.iter().map(|a| value_of(a, g.rows)).collect(),
+            values: g
+                .aggs
+                .iter()
+                .zip(&plan.aggregates)
+                .map(|(a, r)| output::agg_value(a, g.rows, r.q, false))
+                .collect(),
         })
         .collect();
     let BadRows { counts, examples } = merged.bad;
@@ -251,5 +277,22 @@ fn result_of(plan: &Plan, merged: Partial) -> QueryResult {
         files: plan.files.len(),
         bytes: plan.total_bytes(),
         exact,
+        filtered: merged.filtered,
+        bad_values: merged
+            .bad_values
+            .into_iter()
+            .map(|b| BadValueReport {
+                column: plan
+                    .header
+                    .as_ref()
+                    .and_then(|h| h.get(b.column).cloned())
+                    .unwrap_or_else(|| b.column.to_string()),
+                reason: b.reason.name().to_string(),
+                rows: b.rows,
+                left_out_of: consumers(plan, b.consumers),
+                example: b.example,
+            })
+            .collect(),
+        table,
     }
 }

@@ -54,6 +54,11 @@ const NA: &[&[u8]] = &[
 
 const MAX_SCALE: u8 = 38;
 
+/// One of pandas' NA spellings (a missing value, not a bad one).
+pub fn is_na(b: &[u8]) -> bool {
+    NA.contains(&b)
+}
+
 fn pow10(k: u32) -> Option<i128> {
     10i128.checked_pow(k)
 }

@@ -5,18 +5,56 @@
 //! quote parity that range was computed under, and its counts of quotes and newlines. Those are
 //! what lets the merger check parities and turn span-relative line numbers into file lines.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use super::badrows::{BadExample, BadReason, BadRows, EXCERPT_BYTES};
-use super::num::{self, Num, Parsed, SumAcc};
+use super::badrows::{
+    BadExample, BadReason, BadRows, BadValue, EXCERPT_BYTES, ValueExample, merge_bad_values,
+};
+use super::expr::{self, ColType, Ctx, Expr, Val, ValueReason};
+use super::num::{Num, SumAcc};
 use super::plan::{Parity, Partition, Plan};
-use super::query::AggOp;
+use super::query::{AggOp, Column};
 use super::scan::Sink;
+use super::sketch::QuantileSketch;
 
-/// The state of one aggregate in one group.
+/// An owned value of `min`/`max`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SVal {
+    Num(Num),
+    Text(Vec<u8>),
+    Ts(i64),
+    Date(i64),
+    Bool(bool),
+}
+
+impl SVal {
+    pub fn of(v: &Val<'_>) -> Option<SVal> {
+        Some(match v {
+            Val::Null => return None,
+            Val::Num(n) => SVal::Num(*n),
+            Val::Text(t) => SVal::Text(t.to_vec()),
+            Val::Ts(t) => SVal::Ts(*t),
+            Val::Date(d) => SVal::Date(*d),
+            Val::Bool(b) => SVal::Bool(*b),
+        })
+    }
+    pub fn val(&self) -> Val<'_> {
+        match self {
+            SVal::Num(n) => Val::Num(*n),
+            SVal::Text(t) => Val::Text(Cow::Borrowed(t)),
+            SVal::Ts(t) => Val::Ts(*t),
+            SVal::Date(d) => Val::Date(*d),
+            SVal::Bool(b) => Val::Bool(*b),
+        }
+    }
+}
+
+/// The state of one aggregate in one group. Every merge is exact and order-independent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AggState {
@@ -32,14 +70,33 @@ pub enum AggState {
         sum: SumAcc,
         n: u64,
     },
-    Min(Option<Num>),
-    Max(Option<Num>),
+    Min(Option<SVal>),
+    Max(Option<SVal>),
+    /// `count(DISTINCT x)`: the values' canonical encodings.
+    Distinct(BTreeSet<Vec<u8>>),
+    Stddev {
+        n: u64,
+        sum: SumAcc,
+        sumsq: SumAcc,
+    },
+    Quantile(QuantileSketch),
+}
+
+fn num_of(v: &Val<'_>) -> Option<Num> {
+    match v {
+        Val::Num(n) => Some(*n),
+        Val::Bool(b) => Some(Num::Dec {
+            m: i128::from(*b),
+            scale: 0,
+        }),
+        _ => None,
+    }
 }
 
 impl AggState {
-    fn new(op: AggOp, has_column: bool) -> AggState {
+    pub(crate) fn new(op: AggOp, has_arg: bool) -> AggState {
         match op {
-            AggOp::Count if has_column => AggState::Count(0),
+            AggOp::Count if has_arg => AggState::Count(0),
             AggOp::Count => AggState::Rows,
             AggOp::Sum => AggState::Sum {
                 sum: SumAcc::default(),
@@ -51,29 +108,60 @@ impl AggState {
             },
             AggOp::Min => AggState::Min(None),
             AggOp::Max => AggState::Max(None),
+            AggOp::CountDistinct => AggState::Distinct(BTreeSet::new()),
+            AggOp::Stddev => AggState::Stddev {
+                n: 0,
+                sum: SumAcc::default(),
+                sumsq: SumAcc::default(),
+            },
+            AggOp::Quantile => AggState::Quantile(QuantileSketch::default()),
         }
     }
 
+    /// Adds a non-NULL value. False: the value is not of a kind this aggregate uses (text in
+    /// a sum): it is left out and counted as missing.
     #[inline]
-    fn add(&mut self, v: Num) {
+    fn add(&mut self, v: &Val<'_>, scratch: &mut Vec<u8>) -> bool {
         match self {
             AggState::Rows => {}
             AggState::Count(n) => *n += 1,
             AggState::Sum { sum, n } | AggState::Mean { sum, n } => {
-                sum.add(v);
+                let Some(x) = num_of(v) else { return false };
+                sum.add(x);
                 *n += 1;
             }
             AggState::Min(m) => {
-                if m.is_none_or(|x| v.num_cmp(&x).is_lt()) {
-                    *m = Some(v);
+                if m.as_ref().is_none_or(|x| v.order(&x.val()).is_lt()) {
+                    *m = SVal::of(v);
                 }
             }
             AggState::Max(m) => {
-                if m.is_none_or(|x| v.num_cmp(&x).is_gt()) {
-                    *m = Some(v);
+                if m.as_ref().is_none_or(|x| v.order(&x.val()).is_gt()) {
+                    *m = SVal::of(v);
                 }
             }
+            AggState::Distinct(set) => {
+                scratch.clear();
+                v.encode(scratch);
+                if !set.contains(scratch.as_slice()) {
+                    set.insert(scratch.clone());
+                }
+            }
+            AggState::Stddev { n, sum, sumsq } => {
+                let Some(x) = num_of(v) else { return false };
+                sum.add(x);
+                match expr::arith(super::expr::BinOp::Mul, x, x) {
+                    Some(sq) => sumsq.add(sq),
+                    None => return false,
+                }
+                *n += 1;
+            }
+            AggState::Quantile(q) => {
+                let Some(x) = num_of(v) else { return false };
+                q.add(x.to_f64());
+            }
         }
+        true
     }
 
     pub fn merge(&mut self, o: &AggState) {
@@ -85,15 +173,31 @@ impl AggState {
                 *x += y;
             }
             (AggState::Min(a), AggState::Min(Some(b)))
-                if a.is_none_or(|x| b.num_cmp(&x).is_lt()) =>
+                if a.as_ref().is_none_or(|x| b.val().order(&x.val()).is_lt()) =>
             {
-                *a = Some(*b);
+                *a = Some(b.clone());
             }
             (AggState::Max(a), AggState::Max(Some(b)))
-                if a.is_none_or(|x| b.num_cmp(&x).is_gt()) =>
+                if a.as_ref().is_none_or(|x| b.val().order(&x.val()).is_gt()) =>
             {
-                *a = Some(*b);
+                *a = Some(b.clone());
             }
+            (AggState::Distinct(a), AggState::Distinct(b)) => {
+                a.extend(b.iter().cloned());
+            }
+            (
+                AggState::Stddev { n, sum, sumsq },
+                AggState::Stddev {
+                    n: m,
+                    sum: s2,
+                    sumsq: q2,
+                },
+            ) => {
+                *n += m;
+                sum.merge(s2);
+                sumsq.merge(q2);
+            }
+            (AggState::Quantile(a), AggState::Quantile(b)) => a.merge(b),
             _ => {}
         }
     }
@@ -152,6 +256,12 @@ pub struct Partial {
     /// Missing values per aggregate (empty or NA), skipped like pandas skips NaN.
     pub missing: Vec<u64>,
     pub spans: Vec<SpanStats>,
+    /// Good rows the WHERE clause left out (counted in `rows`, in no group).
+    #[serde(default)]
+    pub filtered: u64,
+    /// Values expressions could not use, by column and reason.
+    #[serde(default)]
+    pub bad_values: Vec<BadValue>,
 }
 
 impl Partial {
@@ -183,8 +293,10 @@ impl Partial {
             }
         }
         self.rows += other.rows;
+        self.filtered += other.filtered;
         self.blank_lines += other.blank_lines;
         self.bad.merge(other.bad);
+        merge_bad_values(&mut self.bad_values, other.bad_values);
         if self.missing.len() < other.missing.len() {
             self.missing.resize(other.missing.len(), 0);
         }
@@ -205,20 +317,56 @@ struct FieldRef {
     end: Option<usize>,
 }
 
+/// One aggregate as the sink computes it.
+#[derive(Debug, Clone)]
+struct AggSpec {
+    op: AggOp,
+    /// The argument is this column (read typed, on the fast path).
+    col: Option<usize>,
+    arg: Option<Expr>,
+    /// Neither: `count(*)`.
+    star: bool,
+}
+
 /// What the sink needs from the plan, precomputed.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub field_count: u64,
     pub events: Vec<u64>,
+    /// Where each needed column's field is (by column index).
+    frefs: Vec<Option<FieldRef>>,
+    /// Every key is a plain column: keys are raw field bytes (`group`).
+    plain_keys: bool,
     group: Vec<FieldRef>,
-    aggs: Vec<(AggOp, Option<FieldRef>)>,
+    keys: Vec<Expr>,
+    aggs: Vec<AggSpec>,
+    filter: Option<Expr>,
+    col_types: Vec<ColType>,
+    /// Some consumer reads values that may be unusable (bad values are possible).
+    values: bool,
     strict: bool,
 }
 
 impl Spec {
     pub fn new(plan: &Plan) -> Spec {
         let f = plan.field_count as u64;
-        let mut cols: Vec<usize> = plan.group_cols.clone();
+        let mut cols: Vec<usize> = Vec::new();
+        let mut refs = Vec::new();
+        for k in &plan.keys {
+            k.columns(&mut refs);
+        }
+        if let Some(w) = &plan.filter {
+            w.columns(&mut refs);
+        }
+        for a in &plan.aggregates {
+            if let Some(e) = &a.arg {
+                e.columns(&mut refs);
+            }
+        }
+        cols.extend(refs.iter().filter_map(|c| match c {
+            Column::Index(i) => Some(*i),
+            Column::Name(_) => None,
+        }));
         cols.extend(plan.aggregates.iter().filter_map(|a| a.column));
         let mut events: Vec<u64> = Vec::new();
         for &c in &cols {
@@ -247,17 +395,47 @@ impl Spec {
                 },
             }
         };
-        let group = plan.group_cols.iter().map(|&c| fref(c)).collect();
-        let aggs = plan
+        let width = cols.iter().max().map_or(0, |m| m + 1);
+        let mut frefs = vec![None; width];
+        for &c in &cols {
+            frefs[c] = Some(fref(c));
+        }
+        let plain: Vec<usize> = plan
+            .keys
+            .iter()
+            .filter_map(|k| match k {
+                Expr::Col(Column::Index(i)) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let plain_keys = plain.len() == plan.keys.len();
+        let aggs: Vec<AggSpec> = plan
             .aggregates
             .iter()
-            .map(|a| (a.op, a.column.map(fref)))
+            .map(|a| AggSpec {
+                op: a.op,
+                col: a.column,
+                arg: a.arg.clone(),
+                star: a.column.is_none() && a.arg.is_none(),
+            })
             .collect();
+        let values = plan.filter.is_some() || !plain_keys || aggs.iter().any(|a| !a.star);
+        let group = if plain_keys {
+            plain.iter().map(|&c| fref(c)).collect()
+        } else {
+            Vec::new()
+        };
         Spec {
             field_count: f,
             events,
+            frefs,
+            plain_keys,
             group,
+            keys: plan.keys.clone(),
             aggs,
+            filter: plan.filter.clone(),
+            col_types: plan.col_types.clone(),
+            values,
             strict: plan.query.strict,
         }
     }
@@ -316,7 +494,10 @@ pub(crate) struct Acc<'s> {
     line_count: u64,
     scratch: Vec<u8>,
     composite: Vec<u8>,
-    vals: Vec<Option<Num>>,
+    filtered: u64,
+    bad_values: Vec<BadValue>,
+    /// Problems of the current row: (column, reason, consumer).
+    problems: Vec<(usize, ValueReason, u32)>,
 }
 
 impl<'s> Acc<'s> {
@@ -339,13 +520,15 @@ impl<'s> Acc<'s> {
             line_count: 0,
             scratch: Vec::new(),
             composite: Vec::new(),
-            vals: vec![None; spec.aggs.len()],
+            filtered: 0,
+            bad_values: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
     /// Whether bad-row examples still need line numbers.
     pub fn wants_lines(&self) -> bool {
-        self.bad.wants_example()
+        self.bad.wants_example() || self.spec.values
     }
 
     /// Counts newlines of `data` (bytes `[base, ..)`) up to `to`, for bad-row line numbers.
@@ -381,6 +564,8 @@ impl<'s> Acc<'s> {
             bad: self.bad,
             missing: self.missing,
             spans: vec![stats],
+            filtered: self.filtered,
+            bad_values: self.bad_values,
         }
     }
 
@@ -388,8 +573,8 @@ impl<'s> Acc<'s> {
         let g = self.keys.len() as u32;
         self.keys.push(key);
         self.rows.push(0);
-        for (op, col) in &self.spec.aggs {
-            self.aggs.push(AggState::new(*op, col.is_some()));
+        for a in &self.spec.aggs {
+            self.aggs.push(AggState::new(a.op, !a.star));
         }
         g
     }
@@ -528,48 +713,242 @@ impl AccSink<'_, '_> {
     }
 }
 
+/// One record as expressions see it.
+struct RowCtx<'a, 'p> {
+    data: &'a [u8],
+    base: u64,
+    rs: u64,
+    re: u64,
+    ev: &'p [u64],
+    spec: &'a Spec,
+    problems: &'p mut Vec<(usize, ValueReason, u32)>,
+    consumer: u32,
+}
+
+impl<'a> Ctx<'a> for RowCtx<'a, '_> {
+    #[inline]
+    fn field(&mut self, col: usize) -> Cow<'a, [u8]> {
+        let Some(Some(f)) = self.spec.frefs.get(col) else {
+            return Cow::Borrowed(b"");
+        };
+        let raw = field_of(self.data, self.base, *f, self.rs, self.re, self.ev);
+        if raw.first() == Some(&b'"') {
+            let mut s = Vec::new();
+            Cow::Owned(unquote(raw, &mut s).to_vec())
+        } else {
+            Cow::Borrowed(raw)
+        }
+    }
+    #[inline]
+    fn col_type(&self, col: usize) -> ColType {
+        self.spec
+            .col_types
+            .get(col)
+            .copied()
+            .unwrap_or(ColType::Unknown)
+    }
+    fn problem(&mut self, col: usize, reason: ValueReason) {
+        self.problems.push((col, reason, self.consumer));
+    }
+}
+
+impl<'a> AccSink<'a, '_> {
+    fn ctx<'p>(
+        spec: &'a Spec,
+        data: &'a [u8],
+        base: u64,
+        (rs, re, ev): (u64, u64, &'p [u64]),
+        problems: &'p mut Vec<(usize, ValueReason, u32)>,
+        consumer: u32,
+    ) -> RowCtx<'a, 'p> {
+        RowCtx {
+            data,
+            base,
+            rs,
+            re,
+            ev,
+            spec,
+            problems,
+            consumer,
+        }
+    }
+
+    /// The group of a record whose keys are expressions: their values' canonical encodings.
+    fn group_id_expr(&mut self, rs: u64, re: u64, ev: &[u64]) -> u32 {
+        let spec: &'a Spec = self.acc.spec;
+        let mut composite = std::mem::take(&mut self.acc.composite);
+        composite.clear();
+        let mut parts = Vec::with_capacity(spec.keys.len());
+        let mut problems = std::mem::take(&mut self.acc.problems);
+        for (i, k) in spec.keys.iter().enumerate() {
+            let mut ctx = Self::ctx(
+                spec,
+                self.data,
+                self.base,
+                (rs, re, ev),
+                &mut problems,
+                (1 + i as u32).min(63),
+            );
+            let v = expr::eval(k, &mut ctx);
+            let at = composite.len();
+            v.encode(&mut composite);
+            parts.push(composite[at..].to_vec());
+        }
+        self.acc.problems = problems;
+        let g = match self.acc.map.get(&composite[..]) {
+            Some(&g) => g,
+            None => {
+                let g = self.acc.new_group(parts);
+                self.acc.map.insert(composite[..].into(), g);
+                g
+            }
+        };
+        self.acc.composite = composite;
+        g
+    }
+
+    /// Counts the current row's unusable values once per (column, reason).
+    #[cold]
+    fn flush_problems(&mut self, rs: u64, re: u64, ev: &[u64]) {
+        let mut problems = std::mem::take(&mut self.acc.problems);
+        problems.sort_unstable();
+        let mut i = 0;
+        while i < problems.len() {
+            let (col, reason, _) = problems[i];
+            let mut consumers = 0u64;
+            while i < problems.len() && problems[i].0 == col && problems[i].1 == reason {
+                consumers |= 1u64 << problems[i].2;
+                i += 1;
+            }
+            match self
+                .acc
+                .bad_values
+                .iter_mut()
+                .find(|b| b.column == col && b.reason == reason)
+            {
+                Some(b) => {
+                    b.rows += 1;
+                    b.consumers |= consumers;
+                }
+                None => {
+                    self.acc.advance_lines(self.data, self.base, rs);
+                    let value = match self.acc.spec.frefs.get(col) {
+                        Some(Some(f)) => {
+                            let raw = field_of(self.data, self.base, *f, rs, re, ev);
+                            let raw = &raw[..raw.len().min(EXCERPT_BYTES)];
+                            String::from_utf8_lossy(raw).into_owned()
+                        }
+                        _ => String::new(),
+                    };
+                    self.acc.bad_values.push(BadValue {
+                        column: col,
+                        reason,
+                        rows: 1,
+                        consumers,
+                        example: ValueExample {
+                            file: self.acc.file,
+                            offset: rs,
+                            span_start: self.acc.span_start,
+                            rel_line: self.acc.line_count,
+                            line: 0,
+                            path: None,
+                            value,
+                        },
+                    });
+                }
+            }
+        }
+        problems.clear();
+        self.acc.problems = problems;
+    }
+}
+
 impl Sink for AccSink<'_, '_> {
     #[inline(always)]
     fn record(&mut self, rs: u64, re: u64, ev: &[u64]) -> bool {
         let spec = self.acc.spec;
-        // Parse every aggregated value first: a non-numeric one makes the whole row bad.
-        if spec.aggs.iter().any(|(_, c)| c.is_some()) {
-            let mut scratch = std::mem::take(&mut self.acc.scratch);
-            let mut invalid = false;
-            for (j, (_, col)) in spec.aggs.iter().enumerate() {
-                self.acc.vals[j] = None;
-                if let Some(f) = col {
-                    match num::parse(unquote(
-                        field_of(self.data, self.base, *f, rs, re, ev),
-                        &mut scratch,
-                    )) {
-                        Parsed::Value(v) => self.acc.vals[j] = Some(v),
-                        Parsed::Missing => {}
-                        Parsed::Invalid => invalid = true,
-                    }
+        if !spec.values {
+            // Counting rows of plain keys: the hot loop of `value_counts()`.
+            let g = self.group_id(rs, re, ev) as usize;
+            self.acc.rows[g] += 1;
+            self.acc.good += 1;
+            return true;
+        }
+        self.record_values(rs, re, ev)
+    }
+
+    fn bad(&mut self, reason: BadReason, rs: u64, re: u64) -> bool {
+        self.bad_row(reason, rs, re)
+    }
+
+    fn blank(&mut self) {
+        self.acc.blank += 1;
+    }
+}
+
+impl AccSink<'_, '_> {
+    /// A record whose filter, keys or aggregates read values.
+    #[inline(never)]
+    fn record_values(&mut self, rs: u64, re: u64, ev: &[u64]) -> bool {
+        let spec = self.acc.spec;
+        self.acc.good += 1;
+        let mut problems = std::mem::take(&mut self.acc.problems);
+        if let Some(f) = &spec.filter {
+            let mut ctx = Self::ctx(spec, self.data, self.base, (rs, re, ev), &mut problems, 0);
+            let keep = matches!(expr::eval(f, &mut ctx), Val::Bool(true));
+            if !keep {
+                self.acc.filtered += 1;
+                self.acc.problems = problems;
+                if !self.acc.problems.is_empty() {
+                    self.flush_problems(rs, re, ev);
                 }
-            }
-            self.acc.scratch = scratch;
-            if invalid {
-                return self.bad(BadReason::NonNumeric, rs, re);
+                return true;
             }
         }
-        let g = self.group_id(rs, re, ev) as usize;
+        self.acc.problems = problems;
+        let g = if spec.plain_keys {
+            self.group_id(rs, re, ev)
+        } else {
+            self.group_id_expr(rs, re, ev)
+        } as usize;
         self.acc.rows[g] += 1;
-        self.acc.good += 1;
         let nagg = spec.aggs.len();
-        for (j, (_, col)) in spec.aggs.iter().enumerate() {
-            if col.is_some() {
-                match self.acc.vals[j] {
-                    Some(v) => self.acc.aggs[g * nagg + j].add(v),
-                    None => self.acc.missing[j] += 1,
-                }
+        let nkeys = spec.keys.len() as u32;
+        let mut problems = std::mem::take(&mut self.acc.problems);
+        let mut scratch = std::mem::take(&mut self.acc.scratch);
+        for (j, a) in spec.aggs.iter().enumerate() {
+            if a.star {
+                continue;
             }
+            let mut ctx = Self::ctx(
+                spec,
+                self.data,
+                self.base,
+                (rs, re, ev),
+                &mut problems,
+                (1 + nkeys + j as u32).min(63),
+            );
+            let before = ctx.problems.len();
+            let v = match (a.col, &a.arg) {
+                (Some(c), _) => expr::column(&mut ctx, c),
+                (None, Some(e)) => expr::eval(e, &mut ctx),
+                (None, None) => Val::Null,
+            };
+            // NULL from an unusable value is a bad value (counted there), not a missing one.
+            let bad = problems.len() > before;
+            if (v.is_null() || !self.acc.aggs[g * nagg + j].add(&v, &mut scratch)) && !bad {
+                self.acc.missing[j] += 1;
+            }
+        }
+        self.acc.scratch = scratch;
+        self.acc.problems = problems;
+        if !self.acc.problems.is_empty() {
+            self.flush_problems(rs, re, ev);
         }
         true
     }
 
-    fn bad(&mut self, reason: BadReason, rs: u64, re: u64) -> bool {
+    fn bad_row(&mut self, reason: BadReason, rs: u64, re: u64) -> bool {
         self.acc.bad.count(reason);
         if self.acc.bad.wants_example() {
             self.acc.advance_lines(self.data, self.base, rs);
@@ -593,9 +972,5 @@ impl Sink for AccSink<'_, '_> {
             });
         }
         !self.acc.spec.strict
-    }
-
-    fn blank(&mut self) {
-        self.acc.blank += 1;
     }
 }

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::AggError;
+use super::expr::{BinOp, ColType, Expr, Func};
 use super::open::{FileId, check_same, open_input};
-use super::query::{AggOp, Column, Query};
+use super::query::{AggCall, AggOp, Column, Query};
 
 /// Default size of a partition handed to an agent.
 pub const DEFAULT_PARTITION_BYTES: u64 = 64 << 20;
@@ -127,16 +128,22 @@ impl PlannedFile {
     }
 }
 
-/// An aggregate with its column resolved to an index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An aggregate with its columns resolved to indices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedAggregate {
     pub op: AggOp,
+    /// The argument when it is just a column (read on the scanner's fast path).
     pub column: Option<usize>,
+    /// The argument when it is an expression.
+    #[serde(default)]
+    pub arg: Option<Expr>,
+    #[serde(default)]
+    pub q: Option<f64>,
     pub label: String,
 }
 
 /// A query made concrete: files, header, column indices and partitions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub query: Query,
     pub files: Vec<PlannedFile>,
@@ -146,8 +153,16 @@ pub struct Plan {
     pub field_count: usize,
     /// Names of the group-by columns (the header's, or the index as text).
     pub group_names: Vec<String>,
-    pub group_cols: Vec<usize>,
+    /// Group keys with columns resolved to indices (`Expr::Col(Column::Index)` for a plain
+    /// column, whose raw bytes are the key).
+    pub keys: Vec<Expr>,
     pub aggregates: Vec<ResolvedAggregate>,
+    /// WHERE, resolved.
+    #[serde(default)]
+    pub filter: Option<Expr>,
+    /// Each column's type, inferred from a sample of the first records.
+    #[serde(default)]
+    pub col_types: Vec<ColType>,
     pub partitions: Vec<Partition>,
     pub partition_bytes: u64,
 }
@@ -173,7 +188,7 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
     if query.inputs.is_empty() {
         return Err(AggError::NoInputs);
     }
-    if query.group_by.is_empty() {
+    if query.group_by.is_empty() && query.select.is_none() {
         return Err(AggError::NoGroupBy);
     }
     // Every input that cannot be read is named at once, not one per attempt.
@@ -287,32 +302,86 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
             },
         }
     };
-    let mut group_cols = Vec::new();
+    let col_types = sample_types(&files, field_count);
+    let col = |c: &Column| -> Result<Column, AggError> { Ok(Column::Index(resolve(c)?.0)) };
+    let mut keys = Vec::new();
     let mut group_names = Vec::new();
-    for c in &query.group_by {
-        let (i, name) = resolve(c)?;
-        group_cols.push(i);
-        group_names.push(name);
-    }
     let mut aggregates = Vec::new();
-    for a in &query.aggregates {
-        let column = match &a.column {
-            Some(c) => Some(resolve(c)?.0),
-            None if a.op == AggOp::Count => None,
-            None => return Err(AggError::MissingColumn { op: a.op.name() }),
-        };
-        aggregates.push(ResolvedAggregate {
-            op: a.op,
-            column,
-            label: a.label(),
-        });
+    let mut filter = None;
+    match &query.select {
+        None => {
+            for c in &query.group_by {
+                let (i, name) = resolve(c)?;
+                keys.push(Expr::Col(Column::Index(i)));
+                group_names.push(name);
+            }
+            for a in &query.aggregates {
+                let column = match &a.column {
+                    Some(c) => Some(resolve(c)?.0),
+                    None if a.op == AggOp::Count => None,
+                    None => return Err(AggError::MissingColumn { op: a.op.name() }),
+                };
+                aggregates.push(ResolvedAggregate {
+                    op: a.op,
+                    column,
+                    arg: None,
+                    q: None,
+                    label: a.label(),
+                });
+            }
+            if aggregates.is_empty() {
+                aggregates.push(ResolvedAggregate {
+                    op: AggOp::Count,
+                    column: None,
+                    arg: None,
+                    q: None,
+                    label: "count".into(),
+                });
+            }
+        }
+        Some(sel) => {
+            for (k, name) in sel.keys.iter().zip(&sel.key_names) {
+                keys.push(k.map_columns(&mut |c| col(c))?);
+                group_names.push(name.clone());
+            }
+            filter = sel
+                .filter
+                .as_ref()
+                .map(|f| f.map_columns(&mut |c| col(c)))
+                .transpose()?;
+            for a in &sel.aggs {
+                aggregates.push(resolve_call(a, &mut |c| col(c))?);
+            }
+        }
     }
-    if aggregates.is_empty() {
-        aggregates.push(ResolvedAggregate {
-            op: AggOp::Count,
-            column: None,
-            label: "count".into(),
-        });
+    let names = |i: usize| {
+        header
+            .as_ref()
+            .and_then(|h| h.get(i).cloned())
+            .unwrap_or_else(|| i.to_string())
+    };
+    for a in &aggregates {
+        let numeric = matches!(
+            a.op,
+            AggOp::Sum | AggOp::Mean | AggOp::Stddev | AggOp::Quantile
+        );
+        if let (true, Some(c)) = (numeric, a.column)
+            && col_types.get(c) == Some(&ColType::Text)
+        {
+            return Err(AggError::TextColumn {
+                column: names(c),
+                what: format!("{}()", a.op.name()),
+            });
+        }
+        if let Some(e) = &a.arg {
+            check_numeric(e, numeric, &col_types, &names)?;
+        }
+    }
+    for k in &keys {
+        check_numeric(k, false, &col_types, &names)?;
+    }
+    if let Some(f) = &filter {
+        check_numeric(f, false, &col_types, &names)?;
     }
     let partition_bytes = partition_bytes.max(1);
     let partitions = partitions_for(&files, partition_bytes);
@@ -322,11 +391,185 @@ pub fn plan(query: &Query, partition_bytes: u64) -> Result<Plan, AggError> {
         header,
         field_count,
         group_names,
-        group_cols,
+        keys,
         aggregates,
+        filter,
+        col_types,
         partitions,
         partition_bytes,
     })
+}
+
+fn resolve_call(
+    a: &AggCall,
+    col: &mut impl FnMut(&Column) -> Result<Column, AggError>,
+) -> Result<ResolvedAggregate, AggError> {
+    let arg = a.arg.as_ref().map(|e| e.map_columns(col)).transpose()?;
+    let column = match &arg {
+        Some(Expr::Col(Column::Index(i))) => Some(*i),
+        _ => None,
+    };
+    Ok(ResolvedAggregate {
+        op: a.op,
+        column,
+        arg: if column.is_some() { None } else { arg },
+        q: a.q,
+        label: a.label.clone(),
+    })
+}
+
+/// Refuses arithmetic on a text column (and, with `numeric`, a text column as the whole
+/// argument of a numeric aggregate), naming the column.
+fn check_numeric(
+    e: &Expr,
+    numeric: bool,
+    types: &[ColType],
+    names: &dyn Fn(usize) -> String,
+) -> Result<(), AggError> {
+    let text_col = |x: &Expr| match x {
+        Expr::Col(Column::Index(i)) if types.get(*i) == Some(&ColType::Text) => Some(*i),
+        _ => None,
+    };
+    let fail = |i: usize, what: &str| {
+        Err(AggError::TextColumn {
+            column: names(i),
+            what: what.to_string(),
+        })
+    };
+    if numeric && let Some(i) = text_col(e) {
+        return fail(i, "a numeric aggregate");
+    }
+    match e {
+        Expr::Bin(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod, a, b) => {
+            for x in [a, b] {
+                if let Some(i) = text_col(x) {
+                    return fail(i, "arithmetic");
+                }
+            }
+        }
+        Expr::Neg(a) => {
+            if let Some(i) = text_col(a) {
+                return fail(i, "arithmetic");
+            }
+        }
+        Expr::Func(Func::Abs | Func::Round, args) => {
+            if let Some(i) = args.first().and_then(text_col) {
+                return fail(i, "abs()/round()");
+            }
+        }
+        _ => {}
+    }
+    let mut sub = Vec::new();
+    match e {
+        Expr::Bin(_, a, b) => {
+            sub.push(a.as_ref());
+            sub.push(b.as_ref());
+        }
+        Expr::Not(a) | Expr::Neg(a) | Expr::IsNull(a, _) | Expr::Like { e: a, .. } => {
+            sub.push(a.as_ref())
+        }
+        Expr::Between { e, lo, hi, .. } => sub.extend([e.as_ref(), lo.as_ref(), hi.as_ref()]),
+        Expr::InList { e, list, .. } => {
+            sub.push(e.as_ref());
+            sub.extend(list.iter());
+        }
+        Expr::Case {
+            operand,
+            whens,
+            otherwise,
+        } => {
+            sub.extend(operand.as_deref());
+            for (w, t) in whens {
+                sub.push(w);
+                sub.push(t);
+            }
+            sub.extend(otherwise.as_deref());
+        }
+        Expr::Func(_, args) => sub.extend(args.iter()),
+        _ => {}
+    }
+    for x in sub {
+        check_numeric(x, false, types, names)?;
+    }
+    Ok(())
+}
+
+/// Records read to infer column types, and the bytes read for them at most.
+const SAMPLE_RECORDS: usize = 2000;
+const SAMPLE_BYTES: u64 = 1 << 20;
+
+/// Infers each column's type from the first records of the first file that has any: a
+/// column whose non-empty, non-NA values are mostly (at least half) numbers is a number column,
+/// mostly timestamps a timestamp column, else text. Dirty values in a number column stay a
+/// minority; they are counted as bad values when read.
+fn sample_types(files: &[PlannedFile], field_count: usize) -> Vec<ColType> {
+    let mut types = vec![ColType::Unknown; field_count];
+    let Some(f) = files.iter().find(|f| f.size > f.data_start) else {
+        return types;
+    };
+    // The planned file, checked unchanged (never a FIFO swapped in: that would block).
+    let Ok(file) = super::open::open_planned(f) else {
+        return types;
+    };
+    let mut buf = Vec::new();
+    let want = (f.size - f.data_start).min(SAMPLE_BYTES);
+    if std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            {
+                let mut file = file;
+                if std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(f.data_start)).is_err() {
+                    return types;
+                }
+                file
+            },
+            want,
+        ),
+        &mut buf,
+    )
+    .is_err()
+    {
+        return types;
+    }
+    let eof = f.data_start + want == f.size;
+    // (values, numbers, timestamps) per column.
+    let mut tally = vec![(0u32, 0u32, 0u32); field_count];
+    let mut pos = 0;
+    let mut records = 0;
+    while pos < buf.len() && records < SAMPLE_RECORDS {
+        let Some(Ok(r)) = FirstRecordParser::default().feed(&buf[pos..], eof) else {
+            break;
+        };
+        pos += r.end as usize;
+        let Some(fields) = r.fields else { break };
+        if fields.len() != field_count {
+            continue;
+        }
+        records += 1;
+        for (t, v) in tally.iter_mut().zip(&fields) {
+            let v = v.trim().as_bytes();
+            if v.is_empty() || super::num::is_na(v) {
+                continue;
+            }
+            t.0 += 1;
+            if matches!(super::num::parse(v), super::num::Parsed::Value(_)) {
+                t.1 += 1;
+            } else if super::expr::parse_ts(v).is_some() {
+                t.2 += 1;
+            }
+        }
+    }
+    for (ty, (n, num, ts)) in types.iter_mut().zip(tally) {
+        *ty = if n == 0 {
+            ColType::Unknown
+        } else if num * 2 >= n {
+            ColType::Number
+        } else if ts * 2 >= n {
+            ColType::Timestamp
+        } else {
+            ColType::Text
+        };
+    }
+    types
 }
 
 fn partitions_for(files: &[PlannedFile], bytes: u64) -> Vec<Partition> {

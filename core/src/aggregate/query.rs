@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::expr::Expr;
+
 /// A column, named by its header or by its 0-based position (`--no-header`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +32,12 @@ pub enum AggOp {
     Mean,
     Min,
     Max,
+    /// `count(DISTINCT x)`: exact (a set of the values, merged by union).
+    CountDistinct,
+    /// Sample standard deviation (`stddev`, `stddev_samp`).
+    Stddev,
+    /// `approx_quantile(x, q)`, `median(x)`: from the mergeable sketch of `super::sketch`.
+    Quantile,
 }
 
 impl AggOp {
@@ -40,6 +48,9 @@ impl AggOp {
             AggOp::Mean => "mean",
             AggOp::Min => "min",
             AggOp::Max => "max",
+            AggOp::CountDistinct => "count_distinct",
+            AggOp::Stddev => "stddev",
+            AggOp::Quantile => "approx_quantile",
         }
     }
 }
@@ -62,8 +73,40 @@ impl Aggregate {
     }
 }
 
+/// One aggregate call of a SQL query: `op(arg)` with its label (the SQL text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggCall {
+    pub op: AggOp,
+    /// None: `count(*)`.
+    pub arg: Option<Expr>,
+    /// The quantile of [`AggOp::Quantile`] (0.5 for `median`).
+    #[serde(default)]
+    pub q: Option<f64>,
+    pub label: String,
+}
+
+/// A SQL query compiled to what the scanner computes per record (filter, group keys,
+/// aggregates) and what is computed after the exact merge (output columns, HAVING, ORDER BY,
+/// LIMIT). Expressions after the merge read group keys as [`Expr::Key`] and aggregates as
+/// [`Expr::Agg`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Select {
+    /// The SQL text it came from (for history and messages).
+    pub sql: String,
+    pub filter: Option<Expr>,
+    pub keys: Vec<Expr>,
+    pub key_names: Vec<String>,
+    pub aggs: Vec<AggCall>,
+    /// The select list: (column name, expression over keys and aggregates).
+    pub output: Vec<(String, Expr)>,
+    pub having: Option<Expr>,
+    /// (expression over keys and aggregates, descending).
+    pub order_by: Vec<(Expr, bool)>,
+    pub limit: Option<u64>,
+}
+
 /// A group-by query over CSV files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Query {
     /// Paths or glob patterns, in the order given; matches of one glob are sorted.
     pub inputs: Vec<String>,
@@ -75,6 +118,9 @@ pub struct Query {
     /// The first bad row fails the query instead of being counted.
     #[serde(default)]
     pub strict: bool,
+    /// A SQL query (`--sql`): when set, it replaces `group_by` and `aggregates`.
+    #[serde(default)]
+    pub select: Option<Box<Select>>,
 }
 
 fn default_true() -> bool {
@@ -93,6 +139,7 @@ impl Query {
             }],
             has_header: true,
             strict: false,
+            select: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::badrows::BadExample;
+use super::badrows::{BadExample, ValueExample};
 
 /// One aggregate's value. Exact decimals (sums, min, max) are text so no digit is lost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +15,8 @@ pub enum Value {
     Decimal(String),
     Float(f64),
     Null,
+    /// Text, timestamps and dates of SQL results.
+    Text(String),
 }
 
 impl std::fmt::Display for Value {
@@ -24,6 +26,7 @@ impl std::fmt::Display for Value {
             Value::Decimal(s) => f.write_str(s),
             Value::Float(x) => write!(f, "{x}"),
             Value::Null => f.write_str("NaN"),
+            Value::Text(t) => f.write_str(t),
         }
     }
 }
@@ -46,6 +49,24 @@ pub struct BadRowsReport {
     pub examples: Vec<BadExample>,
 }
 
+/// Values of one column an expression could not use: counted (rows), with which consumers
+/// (WHERE, GROUP BY keys, aggregates) saw NULL instead, and the first example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadValueReport {
+    pub column: String,
+    pub reason: String,
+    pub rows: u64,
+    pub left_out_of: Vec<String>,
+    pub example: ValueExample,
+}
+
+/// A SQL query's result: its select list's columns, rows in ORDER BY order, after LIMIT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryResult {
     pub group_by: Vec<String>,
@@ -63,6 +84,15 @@ pub struct QueryResult {
     pub bytes: u64,
     /// False if some sum needed floating point (see `num`).
     pub exact: bool,
+    /// Good rows left out by WHERE (in `rows`, in no group).
+    #[serde(default)]
+    pub filtered: u64,
+    /// Values expressions could not use, by column and reason.
+    #[serde(default)]
+    pub bad_values: Vec<BadValueReport>,
+    /// The SQL result (queries given as SQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
 }
 
 /// A key as the table shows it: `""` for the empty key, escapes for control characters (a
@@ -78,6 +108,9 @@ fn shown_key(k: &str) -> std::borrow::Cow<'_, str> {
 impl QueryResult {
     /// The human table (stdout of `corral agg`).
     pub fn to_table(&self) -> String {
+        if let Some(t) = &self.table {
+            return t.to_text();
+        }
         let mut out = String::new();
         let count_only = self.group_by.len() == 1 && self.aggregates == ["count"];
         if count_only {
@@ -143,6 +176,53 @@ impl QueryResult {
                 } else {
                     line.push_str(&" ".repeat(pad));
                     line.push_str(s);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Table {
+    /// Aligned columns: text left, numbers right; NULL as `NULL`.
+    pub fn to_text(&self) -> String {
+        let cell = |v: &Value| match v {
+            Value::Null => "NULL".to_string(),
+            v => v.to_string(),
+        };
+        let mut cols: Vec<Vec<String>> = self.columns.iter().map(|c| vec![c.clone()]).collect();
+        let mut numeric = vec![true; self.columns.len()];
+        for r in &self.rows {
+            for (i, v) in r.iter().enumerate() {
+                if let Some(c) = cols.get_mut(i) {
+                    c.push(cell(v));
+                }
+                if matches!(v, Value::Text(_)) {
+                    numeric[i] = false;
+                }
+            }
+        }
+        let widths: Vec<usize> = cols
+            .iter()
+            .map(|c| c.iter().map(|s| s.chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for r in 0..=self.rows.len() {
+            let mut line = String::new();
+            for (ci, c) in cols.iter().enumerate() {
+                if ci > 0 {
+                    line.push_str("  ");
+                }
+                let s = c.get(r).map_or("", String::as_str);
+                let pad = " ".repeat(widths[ci].saturating_sub(s.chars().count()));
+                if numeric[ci] {
+                    line.push_str(&pad);
+                    line.push_str(s);
+                } else {
+                    line.push_str(s);
+                    line.push_str(&pad);
                 }
             }
             out.push_str(line.trim_end());

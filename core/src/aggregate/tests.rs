@@ -142,6 +142,28 @@ fn observed(r: &QueryResult) -> Expect {
     }
 }
 
+/// The result, or an empty one for an input without rows (an error since issue 12).
+fn ok_or_empty(r: Result<QueryResult, AggError>) -> QueryResult {
+    match r {
+        Err(AggError::EmptyInput { files }) => QueryResult {
+            group_by: Vec::new(),
+            aggregates: Vec::new(),
+            groups: Vec::new(),
+            rows: 0,
+            blank_lines: 0,
+            bad_rows: Default::default(),
+            missing: Default::default(),
+            files,
+            bytes: 0,
+            exact: true,
+            filtered: 0,
+            bad_values: Vec::new(),
+            table: None,
+        },
+        other => other.expect("execute"),
+    }
+}
+
 fn write_temp(bytes: &[u8]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.csv");
@@ -168,12 +190,12 @@ proptest! {
         let plan = plan::plan(&count_query(&path, col), part).expect("plan");
         for isa in Isa::available() {
             let inputs = Inputs::new(&plan).with_isa(isa);
-            let r = execute_with(&plan, &inputs, threads(2)).expect("execute");
+            let r = ok_or_empty(execute_with(&plan, &inputs, threads(2)));
             prop_assert_eq!(&observed(&r), &want, "isa {:?}", isa);
             prop_assert_eq!(r.bad_rows.total, want.wrong_field_count);
         }
         let inputs = Inputs::new(&plan).with_mmap(false).with_read_chunk(chunk);
-        let r = execute_with(&plan, &inputs, threads(1)).expect("execute read");
+        let r = ok_or_empty(execute_with(&plan, &inputs, threads(1)));
         prop_assert_eq!(&observed(&r), &want, "read path");
     }
 
@@ -201,7 +223,7 @@ proptest! {
             }
         }
         prop_assert!(check_parities(&plan, &partials).expect("check").is_empty());
-        let r = finish(&plan, partials).expect("finish");
+        let r = ok_or_empty(finish(&plan, partials));
         prop_assert_eq!(observed(&r), want);
     }
 
@@ -218,7 +240,7 @@ proptest! {
             .collect::<Result<Vec<_>, _>>()
             .expect("run");
         prop_assert!(check_parities(&plan, &partials).expect("check").is_empty());
-        let r = finish(&plan, partials).expect("finish");
+        let r = ok_or_empty(finish(&plan, partials));
         prop_assert_eq!(observed(&r), want);
     }
 
@@ -238,7 +260,7 @@ proptest! {
             ..Query::value_counts(vec![path], Column::Name("k".into()))
         };
         let plan = plan::plan(&q, part).expect("plan");
-        let r = execute(&plan, &ExecOptions::default()).expect("execute");
+        let r = ok_or_empty(execute(&plan, &ExecOptions::default()));
         prop_assert!(r.exact);
         for g in &r.groups {
             let Value::Decimal(s) = &g.values[0] else { panic!("not exact: {:?}", g.values[0]) };
@@ -297,8 +319,19 @@ fn bad_rows_by_reason_with_lines() {
         ..Query::value_counts(vec![p], Column::Name("k".into()))
     };
     let r = run_str(csv, q, 5).expect("run");
-    // `"3"x` is the field `3x`, as Python's csv reads it.
-    assert_eq!(counts(&r), vec![("1".into(), 1), ("3x".into(), 1)]);
+    // `"3"x` is the field `3x`, as Python's csv reads it; `abc` is left out of the sum only.
+    assert_eq!(
+        counts(&r),
+        vec![("1".into(), 1), ("2".into(), 1), ("3x".into(), 1)]
+    );
+    assert_eq!(r.bad_values.len(), 1);
+    let b = &r.bad_values[0];
+    assert_eq!(
+        (b.column.as_str(), b.reason.as_str(), b.rows),
+        ("v", "non_numeric", 1)
+    );
+    assert_eq!(b.left_out_of, vec!["sum(v)".to_string()]);
+    assert_eq!((b.example.value.as_str(), b.example.line), ("abc", 4));
     let by: Vec<(&str, u64)> = r
         .bad_rows
         .by_reason
@@ -307,14 +340,10 @@ fn bad_rows_by_reason_with_lines() {
         .collect();
     assert_eq!(
         by,
-        vec![
-            ("non_numeric", 1),
-            ("unterminated_quote", 1),
-            ("wrong_field_count", 1)
-        ]
+        vec![("unterminated_quote", 1), ("wrong_field_count", 1)]
     );
     let lines: Vec<u64> = r.bad_rows.examples.iter().map(|e| e.line).collect();
-    assert_eq!(lines, vec![3, 4, 6]);
+    assert_eq!(lines, vec![3, 6]);
     assert_eq!(r.bad_rows.examples[0].excerpt, "1,2,3");
     // strict: the first bad row is an error naming file and line.
     let err = run_str(
@@ -332,15 +361,18 @@ fn bad_rows_by_reason_with_lines() {
 
 #[test]
 fn empty_header_only_blank_lines_and_no_final_newline() {
+    // No rows at all: an error that says so (issue 12), not an empty table.
     for csv in [&b""[..], b"\xEF\xBB\xBF", b"k\n", b"k", b"k\r\n\r\n\n"] {
-        let r = run_str(
+        let e = run_str(
             csv,
             |p| Query::value_counts(vec![p], Column::Name("k".into())),
             3,
         )
-        .expect("run");
-        assert!(r.groups.is_empty(), "{csv:?}");
-        assert_eq!(r.bad_rows.total, 0);
+        .expect_err("no rows");
+        assert!(
+            e.to_string().contains("the input has no rows"),
+            "{csv:?}: {e}"
+        );
     }
     let r = run_str(
         b"\xEF\xBB\xBFk,v\r\n\r\na,1\r\nb,2",
@@ -509,12 +541,21 @@ fn partials_and_plans_travel_over_the_wire() {
         back[r.partial] = m.into_partial();
     }
     let r = finish(&plan, back).expect("finish");
-    assert_eq!(counts(&r), vec![("1".into(), 2), ("x\ny".into(), 1)]);
+    assert_eq!(
+        counts(&r),
+        vec![("1".into(), 2), ("2".into(), 1), ("x\ny".into(), 1)]
+    );
     assert_eq!(
         r.groups[0].values,
         vec![Value::Decimal("-0.50".into()), Value::Decimal("-3".into())]
     );
-    assert_eq!(r.groups[1].values[0], Value::Float(1000.0));
+    // `abc` is left out of the sum and the min of group 2, and said so.
+    assert_eq!(
+        r.groups[1].values,
+        vec![Value::Decimal("0".into()), Value::Null]
+    );
+    assert_eq!(r.bad_values[0].left_out_of, vec!["sum(v)", "min(v)"]);
+    assert_eq!(r.groups[2].values[0], Value::Float(1000.0));
     assert!(!r.exact);
 }
 
@@ -603,12 +644,12 @@ proptest! {
         let (_dir, path) = write_temp(&bytes);
         let plan = plan::plan(&count_query(&path, col), part).expect("plan");
         for isa in Isa::available() {
-            let r = execute_with(&plan, &Inputs::new(&plan).with_isa(isa), threads(2)).expect("execute");
+            let r = ok_or_empty(execute_with(&plan, &Inputs::new(&plan).with_isa(isa), threads(2)));
             prop_assert_eq!(&observed(&r), &want, "isa {:?}", isa);
             prop_assert_eq!(r.bad_rows.total, want.wrong_field_count);
         }
         let inputs = Inputs::new(&plan).with_mmap(false).with_read_chunk(chunk);
-        let r = execute_with(&plan, &inputs, threads(1)).expect("execute read");
+        let r = ok_or_empty(execute_with(&plan, &inputs, threads(1)));
         prop_assert_eq!(&observed(&r), &want, "read path");
         let whole = plan::plan(&count_query(&path, col), u64::MAX).expect("plan");
         let inputs = Inputs::new(&whole);
@@ -616,7 +657,7 @@ proptest! {
             .map(|p| inputs.run_partition_threads(p, threads(2), part))
             .collect::<Result<Vec<_>, _>>()
             .expect("run");
-        prop_assert_eq!(observed(&finish(&whole, partials).expect("finish")), want, "pieces");
+        prop_assert_eq!(observed(&ok_or_empty(finish(&whole, partials))), want, "pieces");
     }
 }
 
@@ -696,7 +737,7 @@ print(json.dumps(out))
     for (path, (want_counts, want_wrong)) in files.iter().zip(want) {
         let q = Query::value_counts(vec![path.display().to_string()], Column::Name("c1".into()));
         let plan = plan::plan(&q, 16).expect("plan");
-        let r = execute(&plan, &ExecOptions::default()).expect("execute");
+        let r = ok_or_empty(execute(&plan, &ExecOptions::default()));
         let mut got: Vec<(String, u64)> = r
             .groups
             .iter()

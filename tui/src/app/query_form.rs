@@ -126,6 +126,7 @@ impl QueryForm {
             aggregates,
             has_header: true,
             strict: false,
+            select: None,
         })
     }
 }

@@ -14,7 +14,7 @@ use super::view::{Backend, ClusterState, WorkerView};
 use super::wizard::{FIELDS, SlurmReach, WizField, Wizard};
 
 /// What the TUI opens on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Start {
     Home,
     /// `corral attach NAME`, and `corral up` once it has submitted.

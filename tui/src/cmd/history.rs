@@ -59,6 +59,9 @@ pub(crate) fn read_ledger(path: &Path) -> anyhow::Result<Ledger> {
 
 /// A query in words: `count, sum(fare_amount) by payment_type over 12 files in /data/taxi`.
 pub(crate) fn describe(q: &Query, files: &[PathBuf]) -> String {
+    if let Some(sel) = &q.select {
+        return sel.sql.clone();
+    }
     let aggs = q
         .aggregates
         .iter()

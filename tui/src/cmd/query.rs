@@ -174,8 +174,9 @@ pub(crate) async fn submit(
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let inputs = resolve_inputs(&args.query.inputs, &cwd)?;
-    let q = args.query.query(inputs)?;
+    // After compiling: `--sql "… FROM 'glob'"` names inputs too.
+    let mut q = args.query.query(args.query.inputs.clone())?;
+    q.inputs = resolve_inputs(&q.inputs, &cwd)?;
     let dir = ClusterDir::open(&args.name)?;
     let options = QueryOptions {
         partition_bytes: args.partition_bytes,
