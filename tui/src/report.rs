@@ -3,6 +3,16 @@
 /// Prints an error and its causes on one line to stderr. A cause whose text the message
 /// before it already carries (thiserror messages often embed their source) is not repeated.
 pub fn error(e: &anyhow::Error) {
+    // A SQL error's caret sits on its own line under the query (text the user typed); each
+    // line is still made terminal-safe.
+    if let Some(corral_core::aggregate::AggError::Sql(text)) = e.downcast_ref() {
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| corral_core::text::terminal_safe(l).into_owned())
+            .collect();
+        eprintln!("corral: error: {}", lines.join("\n"));
+        return;
+    }
     // Errors quote file names, headers and data: shown, never obeyed by the terminal.
     eprintln!(
         "corral: error: {}",
