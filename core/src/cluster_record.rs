@@ -1,6 +1,8 @@
 //! `spec.json`: what a cluster is (name, workers × cores) and which backend runs it, so that
 //! `corral status`, `ls` and `down` work from any later process. The local backend records the
-//! pids it started; the SLURM backend adds its own variant (job ids) next to it.
+//! pids it started, the SLURM backend its agent and request (job ids in `jobs.json`), `batch --here`
+//! its enclosing job and pids. [`crate::backend::Backends::for_record`] is where the variant is
+//! matched.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,18 @@ pub enum Backend {
         /// What was asked for, so scale-up jobs match the head job.
         spec: crate::model::ClusterSpec,
     },
+    /// `corral batch --here`: a coordinator on the first node of a job the user submitted,
+    /// and one worker per task of that job started with `srun`. corral never cancels the job.
+    InAllocation {
+        agent: PathBuf,
+        /// The enclosing job.
+        job: crate::model::JobId,
+        /// The node the coordinator (and `corral batch`) run on.
+        node: String,
+        coordinator_pid: u32,
+        /// The `srun` that runs the workers (0 until started).
+        srun_pid: u32,
+    },
 }
 
 impl Backend {
@@ -33,6 +47,7 @@ impl Backend {
         match self {
             Backend::Local { .. } => "local",
             Backend::Slurm { .. } => "slurm",
+            Backend::InAllocation { .. } => "in_allocation",
         }
     }
 }
@@ -81,6 +96,14 @@ impl ClusterRecord {
                 ..
             } => std::iter::once(*coordinator_pid)
                 .chain(worker_pids.iter().copied())
+                .collect(),
+            Backend::InAllocation {
+                coordinator_pid,
+                srun_pid,
+                ..
+            } => [*coordinator_pid, *srun_pid]
+                .into_iter()
+                .filter(|p| *p != 0)
                 .collect(),
             Backend::Slurm { .. } => Vec::new(),
         }

@@ -21,11 +21,14 @@
 //! - [`worker`]: the worker (connect, report, pull partitions, compute them on threads).
 //! - [`client`]: the client API of the CLI and the TUI (snapshots, queries, drain, shutdown).
 //! - [`cluster_record`]: `spec.json`, what a cluster is and which backend runs it.
+//! - [`backend`]: one way to run a cluster (`Backend`: local processes, SLURM jobs, inside a
+//!   user's own allocation), progress as typed events; what the CLI and the TUI call.
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
 //! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown).
 pub mod aggregate;
+pub mod backend;
 pub mod client;
 pub mod cluster_dir;
 pub mod cluster_record;

@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -86,9 +85,7 @@ impl Secret {
     /// 32 bytes from the operating system's generator.
     pub fn generate() -> Result<Self, SecurityError> {
         let mut bytes = [0u8; SECRET_LEN];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| SecurityError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| SecurityError::Random(e.to_string()))?;
         Ok(Self(bytes))
     }
 
@@ -299,7 +296,7 @@ impl ServerIdentity {
     pub fn generate() -> Result<Self, SecurityError> {
         let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
         let cert = ck.cert.der().clone();
-        let key = PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der());
+        let key = PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
         let fingerprint = Fingerprint::of_der(&cert);
         Ok(Self {
             cert,

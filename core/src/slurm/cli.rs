@@ -1,9 +1,11 @@
 //! [`Slurm`] over the command-line tools, each call bounded by a timeout.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
 use super::parse::{JobDetail, Node, Partition, QueuedJob, SQUEUE_FORMAT, StartEstimate};
 use super::{Slurm, SlurmError, SubmitOptions};
@@ -53,16 +55,16 @@ impl SlurmCli {
     }
 
     /// Runs `program args…` with the site's extra args, feeding `stdin`, within the timeout.
-    pub fn run(
+    pub async fn run(
         &self,
         program: &str,
         args: &[String],
         stdin: Option<&str>,
     ) -> Result<Output, SlurmError> {
-        self.run_in(program, args, stdin, None)
+        self.run_in(program, args, stdin, None).await
     }
 
-    fn run_in(
+    async fn run_in(
         &self,
         program: &str,
         args: &[String],
@@ -81,7 +83,10 @@ impl SlurmCli {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A command abandoned at its timeout (or by a cancelled caller) is killed, not
+            // left running against the controller.
+            .kill_on_drop(true);
         if let Some(dir) = workdir {
             cmd.current_dir(dir);
         }
@@ -97,35 +102,30 @@ impl SlurmCli {
                 }
             }
         })?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A command that exits without reading its stdin is not our failure to report
-            // here; its exit status says what happened.
-            let _ = pipe.write_all(text.as_bytes());
-        }
-        // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-        let out = child.stdout.take().map(drain);
-        let err = child.stderr.take().map(drain);
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(SlurmError::Timeout {
-                        command,
-                        timeout: self.timeout,
-                    });
-                }
-                Err(source) => return Err(SlurmError::Spawn { command, source }),
+        let feed = child.stdin.take();
+        let finished = async {
+            if let (Some(text), Some(mut pipe)) = (stdin, feed) {
+                // A command that exits without reading its stdin is not our failure to report
+                // here; its exit status says what happened.
+                let _ = pipe.write_all(text.as_bytes()).await;
+                drop(pipe);
+            }
+            // Both pipes are drained while waiting, so a chatty command cannot block.
+            child.wait_with_output().await
+        };
+        let out = match tokio::time::timeout(self.timeout, finished).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(source)) => return Err(SlurmError::Spawn { command, source }),
+            Err(_) => {
+                return Err(SlurmError::Timeout {
+                    command,
+                    timeout: self.timeout,
+                });
             }
         };
-        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-        let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-        if !status.success() {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
             let stderr = stderr.trim().to_string();
             if is_controller_down(&stderr) {
                 return Err(SlurmError::ControllerDown { command, stderr });
@@ -137,7 +137,7 @@ impl SlurmCli {
             }
             return Err(SlurmError::Failed {
                 command,
-                code: status.code().unwrap_or(-1),
+                code: out.status.code().unwrap_or(-1),
                 stderr,
             });
         }
@@ -154,14 +154,6 @@ impl SlurmCli {
     }
 }
 
-fn drain<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
 fn is_controller_down(stderr: &str) -> bool {
     [
         "Unable to contact slurm controller",
@@ -174,13 +166,15 @@ fn is_controller_down(stderr: &str) -> bool {
     .any(|m| stderr.contains(m))
 }
 
+#[async_trait::async_trait]
 impl Slurm for SlurmCli {
-    fn partitions(&self) -> Result<Vec<Partition>, SlurmError> {
+    async fn partitions(&self) -> Result<Vec<Partition>, SlurmError> {
         let out = self.run(
             "scontrol",
             &["show".into(), "partition".into(), "-o".into()],
             None,
-        )?;
+        )
+        .await?;
         Ok(out
             .stdout
             .lines()
@@ -188,27 +182,32 @@ impl Slurm for SlurmCli {
             .collect())
     }
 
-    fn nodes(&self) -> Result<Vec<Node>, SlurmError> {
+    async fn nodes(&self) -> Result<Vec<Node>, SlurmError> {
         let out = self.run(
             "scontrol",
             &["show".into(), "node".into(), "-o".into()],
             None,
-        )?;
+        )
+        .await?;
         Ok(out.stdout.lines().filter_map(Node::from_line).collect())
     }
 
-    fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError> {
+    async fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError> {
         let args = self.sbatch_args(opts, "--parsable");
-        let out = self.run_in("sbatch", &args, Some(script), opts.workdir.as_deref())?;
+        let out = self
+            .run_in("sbatch", &args, Some(script), opts.workdir.as_deref())
+            .await?;
         out.stdout.trim().parse().map_err(|_| SlurmError::Parse {
             command: "sbatch --parsable".into(),
             output: out.stdout.clone(),
         })
     }
 
-    fn estimate(&self, script: &str, opts: &SubmitOptions) -> Result<StartEstimate, SlurmError> {
+    async fn estimate(&self, script: &str, opts: &SubmitOptions) -> Result<StartEstimate, SlurmError> {
         let args = self.sbatch_args(opts, "--test-only");
-        let out = self.run_in("sbatch", &args, Some(script), opts.workdir.as_deref())?;
+        let out = self
+            .run_in("sbatch", &args, Some(script), opts.workdir.as_deref())
+            .await?;
         let text = format!("{}\n{}", out.stderr, out.stdout);
         StartEstimate::from_output(&text).ok_or(SlurmError::Parse {
             command: "sbatch --test-only".into(),
@@ -216,9 +215,9 @@ impl Slurm for SlurmCli {
         })
     }
 
-    fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError> {
+    async fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError> {
         let args = ["--me", "-h", "-o", SQUEUE_FORMAT].map(String::from);
-        let out = self.run("squeue", &args, None)?;
+        let out = self.run("squeue", &args, None).await?;
         Ok(out
             .stdout
             .lines()
@@ -226,19 +225,21 @@ impl Slurm for SlurmCli {
             .collect())
     }
 
-    fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError> {
+    async fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError> {
         match self.run(
             "scontrol",
             &["show".into(), "job".into(), "-o".into(), id.to_string()],
             None,
-        ) {
+        )
+        .await
+        {
             Ok(out) => Ok(out.stdout.lines().find_map(JobDetail::from_line)),
             Err(SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError> {
+    async fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -247,7 +248,7 @@ impl Slurm for SlurmCli {
             .into_iter()
             .collect();
         args.extend(ids.iter().map(|i| i.to_string()));
-        self.run("scancel", &args, None).map(|_| ())
+        self.run("scancel", &args, None).await.map(|_| ())
     }
 }
 
@@ -255,21 +256,21 @@ impl Slurm for SlurmCli {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_missing_program_says_how_to_fix_it() {
+    #[tokio::test]
+    async fn a_missing_program_says_how_to_fix_it() {
         let cli = SlurmCli::new(&SlurmConfig {
             bin_dir: "/nonexistent/slurm/bin".into(),
             ..SlurmConfig::default()
         });
-        let err = cli.partitions().expect_err("no scontrol there").to_string();
+        let err = cli.partitions().await.expect_err("no scontrol there").to_string();
         assert!(
             err.contains("/nonexistent/slurm/bin/scontrol") && err.contains("bin_dir"),
             "{err}"
         );
     }
 
-    #[test]
-    fn a_hung_command_times_out_with_its_name() {
+    #[tokio::test]
+    async fn a_hung_command_times_out_with_its_name() {
         let cli = SlurmCli {
             bin_dir: None,
             extra_args: Vec::new(),
@@ -279,13 +280,14 @@ mod tests {
         };
         let err = cli
             .run("sleep", &["5".into()], None)
+            .await
             .expect_err("times out");
         assert!(matches!(err, SlurmError::Timeout { .. }), "{err}");
         assert!(err.is_transient());
     }
 
-    #[test]
-    fn an_unreachable_controller_is_named_and_worth_retrying() {
+    #[tokio::test]
+    async fn an_unreachable_controller_is_named_and_worth_retrying() {
         let dir = tempfile::tempdir().expect("tempdir");
         let squeue = dir.path().join("squeue");
         std::fs::write(
@@ -301,14 +303,14 @@ mod tests {
             bin_dir: dir.path().display().to_string(),
             ..SlurmConfig::default()
         });
-        let err = cli.my_jobs().expect_err("controller down");
+        let err = cli.my_jobs().await.expect_err("controller down");
         assert!(matches!(err, SlurmError::ControllerDown { .. }), "{err}");
         assert!(err.is_transient());
         assert!(err.to_string().contains("not reachable"), "{err}");
     }
 
-    #[test]
-    fn a_shell_without_slurm_config_is_told_what_to_do() {
+    #[tokio::test]
+    async fn a_shell_without_slurm_config_is_told_what_to_do() {
         let cli = SlurmCli::new(&SlurmConfig::default());
         let err = cli
             .run(
@@ -319,6 +321,7 @@ mod tests {
                 ],
                 None,
             )
+            .await
             .expect_err("fails");
         let text = err.to_string();
         assert!(
@@ -334,8 +337,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failing_command_carries_its_stderr() {
+    #[tokio::test]
+    async fn a_failing_command_carries_its_stderr() {
         let cli = SlurmCli::new(&SlurmConfig::default());
         let err = cli
             .run(
@@ -346,6 +349,7 @@ mod tests {
                 ],
                 None,
             )
+            .await
             .expect_err("fails");
         assert!(
             err.to_string().contains("invalid partition specified: x"),

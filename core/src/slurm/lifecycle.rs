@@ -18,6 +18,8 @@ use crate::cluster_dir::{self, ClusterDir, ClusterDirError};
 use crate::model::{ClusterSpec, JobId};
 
 const JOBS_FILE: &str = "jobs.json";
+/// How often SLURM is asked whether cancelled jobs are gone.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// What went wrong while driving a cluster's jobs.
 #[derive(Debug, thiserror::Error)]
@@ -96,20 +98,23 @@ pub struct Checked {
 
 /// Validates `spec` against live limits and, when clean, asks `sbatch --test-only` when it
 /// would start. Nothing is submitted.
-pub fn check(
+pub async fn check(
     slurm: &dyn Slurm,
     spec: &ClusterSpec,
     dir_for_script: &Path,
     agent: &[String],
 ) -> Result<Checked, LifecycleError> {
-    let partitions = slurm.partitions()?;
-    let nodes = slurm.nodes()?;
+    let partitions = slurm.partitions().await?;
+    let nodes = slurm.nodes().await?;
     let verdict = validate::validate(spec, &partitions, &nodes);
     let estimate = if verdict.is_clean() {
         let script = template::render(spec, JobRole::Head, spec.workers, dir_for_script, agent)?;
         // An estimate is a nicety: a refusal here would have shown in the verdict, and a
         // flaky --test-only must not block a valid submit.
-        slurm.estimate(&script, &SubmitOptions::default()).ok()
+        slurm
+            .estimate(&script, &SubmitOptions::default())
+            .await
+            .ok()
     } else {
         None
     };
@@ -122,7 +127,7 @@ pub fn check(
 }
 
 /// Submits a job of `workers` workers for the cluster in `dir` and records it in `jobs.json`.
-pub fn submit(
+pub async fn submit(
     slurm: &dyn Slurm,
     spec: &ClusterSpec,
     role: JobRole,
@@ -139,7 +144,7 @@ pub fn submit(
         args: Vec::new(),
         workdir: Some(dir.path().to_path_buf()),
     };
-    let id = slurm.submit(&script, &opts)?;
+    let id = slurm.submit(&script, &opts).await?;
     let record = JobRecord {
         id,
         role,
@@ -185,8 +190,20 @@ impl JobView {
 
 /// The state of every job in `ids`: one `squeue --me` for all of them, then `scontrol show
 /// job` only for those squeue no longer lists (finished within MinJobAge, or forgotten).
-pub fn job_views(slurm: &dyn Slurm, ids: &[JobId]) -> Result<HashMap<JobId, JobView>, SlurmError> {
-    let queued = slurm.my_jobs()?;
+pub async fn job_views(
+    slurm: &dyn Slurm,
+    ids: &[JobId],
+) -> Result<HashMap<JobId, JobView>, SlurmError> {
+    let queued = slurm.my_jobs().await?;
+    views_from(slurm, queued, ids).await
+}
+
+/// [`job_views`] from a `squeue --me` answer already had (observers share one).
+pub async fn views_from(
+    slurm: &dyn Slurm,
+    queued: Vec<super::QueuedJob>,
+    ids: &[JobId],
+) -> Result<HashMap<JobId, JobView>, SlurmError> {
     let mut out = HashMap::new();
     for q in queued.into_iter().filter(|q| ids.contains(&q.id)) {
         out.insert(
@@ -208,7 +225,7 @@ pub fn job_views(slurm: &dyn Slurm, ids: &[JobId]) -> Result<HashMap<JobId, JobV
         .filter(|id| !out.contains_key(id))
         .collect();
     for id in missing {
-        let view = match slurm.job(id)? {
+        let view = match slurm.job(id).await? {
             Some(d) => JobView {
                 id,
                 state: d.state,
@@ -265,15 +282,17 @@ pub fn pending_message(
 }
 
 /// Cancels every job in `ids` and waits until SLURM lists none of them as active.
-pub fn cancel_and_wait(
+pub async fn cancel_and_wait(
     slurm: &dyn Slurm,
     ids: &[JobId],
     timeout: Duration,
 ) -> Result<HashMap<JobId, JobView>, LifecycleError> {
-    slurm.cancel(ids, None)?;
+    slurm.cancel(ids, None).await?;
     let started = Instant::now();
+    let mut every = tokio::time::interval(CANCEL_POLL);
     loop {
-        let views = job_views(slurm, ids)?;
+        every.tick().await;
+        let views = job_views(slurm, ids).await?;
         let active: Vec<JobId> = views
             .values()
             .filter(|v| v.is_active())
@@ -288,7 +307,6 @@ pub fn cancel_and_wait(
                 waited: timeout,
             });
         }
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

@@ -7,8 +7,11 @@
 //! - [`lifecycle`]: check, submit, follow and cancel a cluster's jobs (`jobs.json` records them).
 //! - [`cli`]: [`Slurm`] over `sbatch`, `squeue`, `scontrol`, `sinfo`, `scancel`, each with a
 //!   timeout and a typed error carrying the command's stderr.
+//! - `fake` (feature `testing`): an in-memory SLURM for unit tests of what drives it.
 
 pub mod cli;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod lifecycle;
 pub mod parse;
 pub mod reason;
@@ -75,19 +78,23 @@ pub struct SubmitOptions {
     pub workdir: Option<std::path::PathBuf>,
 }
 
-/// What corral needs from SLURM. One implementation talks to the real command-line tools; the
-/// trait exists so the TUI and lifecycle logic can be unit-tested without a cluster.
+/// What corral needs from SLURM. One implementation talks to the real command-line tools; a
+/// second one (slurmrestd) plugs in here without touching the backends above it, and tests
+/// use fakes to drive the lifecycle without a cluster. Every call is async and bounded by
+/// the implementation's timeout.
+#[async_trait::async_trait]
 pub trait Slurm: Send + Sync {
-    fn partitions(&self) -> Result<Vec<Partition>, SlurmError>;
-    fn nodes(&self) -> Result<Vec<Node>, SlurmError>;
+    async fn partitions(&self) -> Result<Vec<Partition>, SlurmError>;
+    async fn nodes(&self) -> Result<Vec<Node>, SlurmError>;
     /// `sbatch --parsable`, the script on stdin.
-    fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError>;
+    async fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError>;
     /// `sbatch --test-only`: when the job would start, without submitting it.
-    fn estimate(&self, script: &str, opts: &SubmitOptions) -> Result<StartEstimate, SlurmError>;
+    async fn estimate(&self, script: &str, opts: &SubmitOptions)
+    -> Result<StartEstimate, SlurmError>;
     /// This user's jobs (`squeue --me`), one call for all of the user's clusters.
-    fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError>;
+    async fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError>;
     /// `scontrol show job -o`; `None` once SLURM has forgotten the job (after MinJobAge).
-    fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError>;
+    async fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError>;
     /// `scancel` (with `--signal` when given). Cancelling a finished job is not an error.
-    fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError>;
+    async fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError>;
 }
