@@ -1,13 +1,17 @@
-//! Where the built `corral` and `corral-agent` binaries are.
+//! The `corral` and `corral-agent` binaries the end-to-end tests run, built by Cargo from the
+//! sources as they are now — so `cargo test` after an edit never runs stale binaries.
 //!
 //! `env!("CARGO_BIN_EXE_…")` only works for binaries of the test's own package, and this crate
-//! deliberately depends on no binary crate. Cargo puts every package's binaries in one target
-//! profile directory, and a test executable in its `deps/` subdirectory, so the binaries are
-//! found next to the test executable's parent. `scripts/test` builds them first
-//! (`cargo build --workspace --bins`); a test never builds them itself, because `cargo test`
-//! holds the build directory lock while tests run and a nested cargo would wait for it forever.
+//! deliberately depends on no binary crate, so the first use in a test process runs `cargo
+//! build --workspace --bins` (a no-op when nothing changed). Under cargo-nextest the tests
+//! were built beforehand and the build directory is free, so the binaries are built next to
+//! the tests. Under `cargo test`, Cargo holds the build directory's lock while tests run and a
+//! nested build there would wait forever, so they are built in a directory of their own
+//! (`<target>/e2e-bins`). `CORRAL_BIN_DIR` points at prebuilt binaries instead (no build).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// The `corral` binary (the TUI and CLI).
 pub fn corral() -> PathBuf {
@@ -19,12 +23,12 @@ pub fn corral_agent() -> PathBuf {
     bin("corral-agent")
 }
 
-/// A workspace binary by name; panics with what to run when it has not been built.
+/// A workspace binary by name; panics with what went wrong when it cannot be had.
 pub fn bin(name: &str) -> PathBuf {
     try_bin(name).unwrap_or_else(|msg| panic!("{msg}"))
 }
 
-/// A workspace binary by name, or a message saying where it was looked for and how to build it.
+/// A workspace binary by name, built if needed, or a message saying why it cannot be had.
 pub fn try_bin(name: &str) -> Result<PathBuf, String> {
     let dir = bin_dir()?;
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -32,26 +36,68 @@ pub fn try_bin(name: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
+            "{} is missing after `cargo build --workspace --bins`",
             path.display()
         ))
     }
 }
 
-/// The target profile directory holding the workspace binaries: `CORRAL_BIN_DIR` if set, else
-/// derived from the running test executable (`<target>/<profile>/deps/<test>-<hash>`).
+/// The directory holding the workspace binaries, built from the current sources (once per
+/// test process).
 pub fn bin_dir() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(build).clone()
+}
+
+fn build() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("CORRAL_BIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the test executable: {e}"))?;
-    profile_dir_of(&exe).ok_or_else(|| {
+    let profile_dir = profile_dir_of(&exe).ok_or_else(|| {
         format!(
             "cannot derive the target directory from the test executable {}; set CORRAL_BIN_DIR",
             exe.display()
         )
-    })
+    })?;
+    let profile = profile_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "debug".into());
+    let target = profile_dir
+        .parent()
+        .ok_or_else(|| format!("{} has no parent", profile_dir.display()))?;
+    let under_nextest = std::env::var_os("NEXTEST").is_some();
+    let target_dir = if under_nextest {
+        target.to_path_buf()
+    } else {
+        target.join("e2e-bins")
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the tests crate has no workspace above it")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--quiet", "--workspace", "--bins", "--target-dir"])
+        .arg(&target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+        cmd.arg("--locked");
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the binaries the end-to-end tests run failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(target_dir.join(profile))
 }
 
 /// `<profile>/deps/<exe>` → `<profile>`; `<profile>/<exe>` (a binary run directly) → `<profile>`.

@@ -23,7 +23,7 @@ fn assert_released(env: &Env, name: &str) {
         .as_array()
         .and_then(|a| a.iter().find(|e| e["name"] == name))
         .unwrap_or_else(|| panic!("{name} not in {ls}"));
-    assert_eq!(entry["state"], "down", "{ls}");
+    assert_eq!(entry["state"], "ended", "{ls}");
     let dir = env.cluster_dir(name);
     assert!(
         wait_for(Duration::from_secs(10), || processes_of(&dir).is_empty()),
@@ -39,7 +39,7 @@ fn batch_local_query_inside_is_exact_exits_3_and_leaves_nothing() {
     let env = Env::new("batch");
     let data = env.gen_taxi("taxi", 3, 20_000, 0.0);
     let script = format!(
-        "echo \"address=$1\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3",
+        "echo \"address={} env=$CORRAL_COORDINATOR\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3",
         data.display()
     );
     let out = env.run_cmd(
@@ -59,16 +59,18 @@ fn batch_local_query_inside_is_exact_exits_3_and_leaves_nothing() {
     );
     assert_eq!(out.code(), Some(3), "{out}");
     assert_eq!(counts_in(&out.stdout), expected_counts(&data), "{out}");
-    // $1 is the coordinator's address.
-    let addr = out
+    // `{}` became the coordinator's address, the same one CORRAL_COORDINATOR holds.
+    let line = out
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("address="))
         .unwrap_or_else(|| panic!("no address line: {out}"));
+    let (addr, env) = line.split_once(" env=").expect("both");
     assert!(
         addr.parse::<std::net::SocketAddr>().is_ok(),
-        "$1 = {addr:?}"
+        "{{}} = {addr:?}"
     );
+    assert_eq!(addr, env, "{out}");
     assert!(out.stderr.contains("CMD exited with 3"), "{out}");
     let name = only_cluster(&env);
     assert!(name.starts_with("batch-"), "{name}");
@@ -90,6 +92,57 @@ fn batch_local_query_inside_is_exact_exits_3_and_leaves_nothing() {
         "{h}"
     );
     assert!(c["core_hours"].as_f64().is_some(), "{h}");
+}
+
+/// The address rule for the four shapes people write: without `{}` the address is CMD's last
+/// argument (`./job.py`, `python3 job.py`, `env python3 job.py`); `{}` inside `sh -c 'STRING'`
+/// is replaced. Each time it equals `CORRAL_COORDINATOR`.
+#[test]
+fn batch_local_passes_the_address_to_every_shape_of_command() {
+    let env = Env::new("batch-shapes");
+    let job = env.path().join("job.py");
+    std::fs::write(
+        &job,
+        "#!/usr/bin/env python3\nimport os, sys\nprint('last=' + sys.argv[-1] + ' env=' + os.environ['CORRAL_COORDINATOR'] + ' n=' + str(len(sys.argv)))\n",
+    )
+    .expect("write job.py");
+    let chmod = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&job)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let job = job.display().to_string();
+    let shapes: [&[&str]; 4] = [
+        &[job.as_str()],
+        &["python3", job.as_str()],
+        &["env", "python3", job.as_str()],
+        &["sh", "-c", "echo last={} env=$CORRAL_COORDINATOR n=1"],
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let name = format!("shape{i}");
+        let mut args = vec![
+            "batch", "--local", "--name", &name, "--workers", "1", "--cores", "1", "--",
+        ];
+        args.extend_from_slice(shape);
+        let out = env.run(&args);
+        assert_eq!(out.code(), Some(0), "{shape:?}: {out}");
+        let line = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("last="))
+            .unwrap_or_else(|| panic!("{shape:?}: no output line: {out}"));
+        let (addr, rest) = line.split_once(" env=").expect("env");
+        let (env_addr, n) = rest.split_once(" n=").expect("n");
+        assert!(
+            addr.parse::<std::net::SocketAddr>().is_ok(),
+            "{shape:?}: the last argument is {addr:?}"
+        );
+        assert_eq!(addr, env_addr, "{shape:?}");
+        // The script got exactly one argument more than it was given: the address.
+        assert_eq!(n, if i < 3 { "2" } else { "1" }, "{shape:?}: {out}");
+        assert_released(&env, &name);
+    }
 }
 
 #[test]

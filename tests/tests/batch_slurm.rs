@@ -125,7 +125,7 @@ fn slurm_batch_here_inside_an_sbatch_job_passes_the_exit_status_to_slurm() {
     let data = env.gen_taxi("taxi", 2, 20_000, 0.0);
     let corral_bin = corral_tests::bins::corral();
     let wrap = format!(
-        "{} batch --here -- sh -c 'echo \"address=$1\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3'",
+        "{} batch --here -- sh -c 'echo \"address={{}}\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; sleep 4; exit 3'",
         corral_bin.display(),
         data.display()
     );
@@ -158,6 +158,21 @@ fn slurm_batch_here_inside_an_sbatch_job_passes_the_exit_status_to_slurm() {
     assert!(submitted.success(), "{submitted}");
     let job = slurm::parse_parsable_job_id(&submitted.stdout).expect("job id");
     let _cancel = bed.cancel_on_drop(job);
+
+    // While the job runs, `corral ls` (here: outside the job, as on a login node) shows the
+    // cluster as what it is — inside job N, running — from SLURM, not from local pids.
+    let on = OnSlurm::new(&env, &bed);
+    let mut last = serde_json::Value::Null;
+    let seen_running = wait_for(Duration::from_secs(90), || {
+        last = json(&on.run(&["ls", "--json"]));
+        last.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|c| c["backend"] == "in_allocation" && c["state"] == "running")
+        })
+    });
+    assert!(seen_running, "ls never showed the --here cluster running: {last}");
+    let entry = &last[0];
+    assert_eq!(entry["jobs"][0].to_string(), job.to_string(), "{last}");
 
     let state = bed
         .wait_for_state(job, &["FAILED", "COMPLETED"], Duration::from_secs(120))

@@ -80,7 +80,7 @@ fn four_workers_equal_agg_on_clean_and_dirty_data() {
     }
     assert!(!dir.join("coordinator.json").exists());
     let ls = json(&env.ok(&["ls", "--json"]));
-    assert_eq!(ls[0]["state"], "down");
+    assert_eq!(ls[0]["state"], "ended");
     let ledger = std::fs::read_to_string(dir.join("ledger.jsonl")).expect("ledger");
     assert_eq!(
         ledger
@@ -96,7 +96,7 @@ fn four_workers_equal_agg_on_clean_and_dirty_data() {
             .is_some_and(|l| l.contains("\"event\":\"down\""))
     );
     let status = env.run(&["status", "c4"]);
-    assert!(status.stdout.contains("is down"), "{status}");
+    assert!(status.stdout.contains("has ended"), "{status}");
 }
 
 #[test]

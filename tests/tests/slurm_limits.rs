@@ -23,13 +23,13 @@ fn spec(workers: u32, cores: u32, walltime: Walltime, partition: Option<&str>) -
     }
 }
 
-#[test]
-fn live_partitions_and_nodes_are_read() {
+#[tokio::test]
+async fn live_partitions_and_nodes_are_read() {
     let Some(bed) = corral_tests::slurm::require() else {
         return;
     };
     let cli = client(&bed);
-    let partitions = cli.partitions().expect("scontrol show partition");
+    let partitions = cli.partitions().await.expect("scontrol show partition");
     let debug = partitions
         .iter()
         .find(|p| p.name == "debug")
@@ -43,13 +43,13 @@ fn live_partitions_and_nodes_are_read() {
     assert_eq!(small.max_cpus_per_node, Some(8));
     assert_eq!(small.max_nodes, Some(1));
     assert_eq!(small.max_time, Some(Walltime { minutes: 720 }));
-    let nodes = cli.nodes().expect("scontrol show node");
+    let nodes = cli.nodes().await.expect("scontrol show node");
     assert_eq!(nodes.len(), 4);
     assert!(nodes.iter().all(|n| n.cpus == 16));
 }
 
-#[test]
-fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
+#[tokio::test]
+async fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
     let Some(bed) = corral_tests::slurm::require() else {
         return;
     };
@@ -62,6 +62,7 @@ fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
         dir.path(),
         agent,
     )
+    .await
     .expect("check runs");
     assert_eq!(
         refused.verdict.problem(Field::Workers),
@@ -80,6 +81,7 @@ fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
         dir.path(),
         agent,
     )
+    .await
     .expect("check runs");
     assert!(fits.verdict.is_clean(), "{:?}", fits.verdict.problems);
     let estimate = fits.estimate.expect("sbatch --test-only gives an estimate");
@@ -87,8 +89,8 @@ fn sixteen_by_two_on_small_is_refused_before_submit_and_fits_on_debug() {
     assert_eq!(estimate.partition, "debug");
 }
 
-#[test]
-fn a_day_on_the_twelve_hour_partition_is_refused() {
+#[tokio::test]
+async fn a_day_on_the_twelve_hour_partition_is_refused() {
     let Some(bed) = corral_tests::slurm::require() else {
         return;
     };
@@ -100,6 +102,7 @@ fn a_day_on_the_twelve_hour_partition_is_refused() {
         dir.path(),
         &["/usr/bin/true".to_string()],
     )
+    .await
     .expect("check runs");
     let m = checked
         .verdict
@@ -108,8 +111,8 @@ fn a_day_on_the_twelve_hour_partition_is_refused() {
     assert!(m.contains("12:00:00"), "{m}");
 }
 
-#[test]
-fn unknown_partition_is_named_with_the_ones_that_exist() {
+#[tokio::test]
+async fn unknown_partition_is_named_with_the_ones_that_exist() {
     let Some(bed) = corral_tests::slurm::require() else {
         return;
     };
@@ -121,6 +124,7 @@ fn unknown_partition_is_named_with_the_ones_that_exist() {
         dir.path(),
         &["/usr/bin/true".to_string()],
     )
+    .await
     .expect("check runs");
     let m = checked
         .verdict

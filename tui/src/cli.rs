@@ -80,13 +80,19 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The agent roles set up their own logging (stderr, info), so they go first.
-    if let Some(Command::Agent { args }) = &cli.command {
-        let argv =
-            std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
-        return Ok(corral_agent::main_with(argv));
-    }
+/// `corral agent ROLE …`: runs an agent role in this process, as `corral-agent` does.
+pub fn run_agent(cli: &Cli) -> Option<ExitCode> {
+    let Some(Command::Agent { args }) = &cli.command else {
+        return None;
+    };
+    let argv =
+        std::iter::once(std::ffi::OsString::from("corral-agent")).chain(args.iter().cloned());
+    Some(corral_agent::main_with(argv))
+}
+
+/// Runs a command. Commands that do I/O run on `rt`; `gen`, `agg`, `plot` and `history` are
+/// CPU and file work on this thread (and threads of their own).
+pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     // The terminal UI logs to a file (stderr is the screen it draws on), so it is started
     // before stderr logging is installed.
     let start = match &cli.command {
@@ -99,7 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         mouse: !cli.no_mouse,
     };
     if let Some(start) = start {
-        crate::app::run(ui.options(start))?;
+        rt.block_on(crate::app::run(ui.options(start)))?;
         return Ok(ExitCode::SUCCESS);
     }
     // Commands that hand over to the terminal UI log to its file from the start: a line on
@@ -116,27 +122,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         corral_core::logging::init(corral_core::logging::LogTarget::Stderr, "warn")?;
     }
     // Broken config is reported before any work, naming the file and key.
-    let _config = corral_core::config::Config::load()?;
+    let config = corral_core::config::Config::load()?;
+    let backends = crate::progress::backends(&config);
     match cli.command {
         Some(Command::Gen(GenCommand::Taxi(args))) => cmd::gen_taxi::run(args),
         Some(Command::Agg(args)) => cmd::agg::run(args),
-        Some(Command::Up(args)) => cmd::up::run(args, ui),
-        Some(Command::Query(args)) => cmd::query::run(args),
-        Some(Command::Status(args)) => cmd::status::run(args),
-        Some(Command::Scale(args)) => cmd::scale::run(args),
-        Some(Command::Down(args)) => cmd::down::run(args),
-        Some(Command::Ls(args)) => cmd::ls::run(args),
-        Some(Command::Demo(args)) => cmd::demo::run(args, ui),
-        Some(Command::Batch(args)) => cmd::batch::run(args),
+        Some(Command::Up(args)) => rt.block_on(cmd::up::run(args, ui, &backends)),
+        Some(Command::Query(args)) => rt.block_on(cmd::query::run(args)),
+        Some(Command::Status(args)) => rt.block_on(cmd::status::run(args, &backends)),
+        Some(Command::Scale(args)) => rt.block_on(cmd::scale::run(args, &backends)),
+        Some(Command::Down(args)) => rt.block_on(cmd::down::run(args, &backends)),
+        Some(Command::Ls(args)) => rt.block_on(cmd::ls::run(args, &backends)),
+        Some(Command::Demo(args)) => rt.block_on(cmd::demo::run(args, ui, &backends)),
+        Some(Command::Batch(args)) => rt.block_on(cmd::batch::run(args, &config, &backends)),
         Some(Command::History(args)) => cmd::history::run(args),
-        Some(Command::Sweep(args)) => cmd::sweep::run(args),
+        Some(Command::Sweep(args)) => rt.block_on(cmd::sweep::run(args)),
         Some(Command::Plot(args)) => cmd::plot::run(args),
-        // Handled first, before logging.
-        Some(Command::Agent { .. }) => Ok(ExitCode::SUCCESS),
         Some(Command::BenchRender(args)) => {
             crate::app::bench::run(args).map(|()| ExitCode::SUCCESS)
         }
-        // Handled above, before stderr logging.
-        None | Some(Command::Attach { .. }) => Ok(ExitCode::SUCCESS),
+        // Handled before the runtime existed (agents), or above (the terminal UI).
+        Some(Command::Agent { .. }) | None | Some(Command::Attach { .. }) => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -12,8 +12,8 @@
 //!   `cmd::history`, `cmd::sweep`, `cmd::plot`: finished queries and clusters, the scaling sweep,
 //!   and its plot (`chart`: the runtime plot as SVG and PNG).
 //! - `human`: byte sizes and durations for people, one format everywhere.
-//! - `local`: the local backend (agents as detached processes on this machine).
-//! - `slurm_backend`: the SLURM backend (validate, submit, follow, scale, cancel via `jobs.json`).
+//! - `progress`: how the CLI prints a backend's progress events, and where it gets its
+//!   backends (`corral_core::backend`: local, SLURM, inside an allocation).
 //! - `query_flags`: the query flags (`--by`, aggregates, files) shared by agg, query and sweep.
 //! - `report`: how CLI output is printed (human tables on stdout, `--json`, errors on stderr).
 //! - `sweep`: the scaling sweep (one query at 1, 2, 4, … cores), shared by the TUI and `corral sweep`.
@@ -23,17 +23,37 @@ mod chart;
 mod cli;
 mod cmd;
 mod human;
-mod local;
+mod progress;
 mod query_flags;
 mod report;
-mod slurm_backend;
 mod sweep;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    match cli::run(cli) {
+    // `corral agent` is an agent process, which builds its own runtime: nothing else runs.
+    if let Some(code) = cli::run_agent(&cli) {
+        return code;
+    }
+    // The one async runtime of this process, for every command and the TUI.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("corral")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report::error(&anyhow::anyhow!("cannot start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = cli::run(cli, &rt);
+    // Effects still waiting on SLURM commands get a moment, not forever (they are killed
+    // with their tasks).
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => code,
         Err(e) => {
             report::error(&e);

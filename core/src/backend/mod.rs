@@ -220,6 +220,8 @@ pub trait Backend: Send + Sync {
 pub struct Backends {
     slurm: Arc<dyn Slurm>,
     local: Arc<local::Local>,
+    /// One `squeue` answer shared by every SLURM cluster looked at within a second.
+    squeue: slurm::SharedSqueue,
 }
 
 impl Backends {
@@ -228,6 +230,7 @@ impl Backends {
         Backends {
             slurm,
             local: Arc::new(local::Local::default()),
+            squeue: slurm::SharedSqueue::default(),
         }
     }
 
@@ -247,7 +250,11 @@ impl Backends {
 
     /// The SLURM backend; `agent` is the agent command its job scripts run.
     pub fn slurm(&self, agent: AgentExe) -> Arc<dyn Backend> {
-        Arc::new(slurm::SlurmBackend::new(Arc::clone(&self.slurm), agent))
+        Arc::new(slurm::SlurmBackend::sharing(
+            Arc::clone(&self.slurm),
+            agent,
+            Arc::clone(&self.squeue),
+        ))
     }
 
     /// `batch --here` inside job `job` (SLURM_JOB_ID) with `srun` starting the workers.

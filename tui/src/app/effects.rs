@@ -1,10 +1,10 @@
-//! The effects executor: each `Cmd` becomes a tokio task (blocking SLURM and file work on the
-//! blocking pool) that posts its outcome back as a `Msg`. Every task is owned here — one-shot
-//! ones in a `JoinSet`, watches by cluster name — and all are aborted on shutdown.
+//! The effects executor: each `Cmd` becomes a tokio task (file work on the blocking pool) that
+//! posts its outcome back as a `Msg`. Every task is owned here — one-shot ones in a `JoinSet`,
+//! watches by cluster name — and all are aborted on shutdown.
 //!
-//! Wired to: `corral_core::slurm` (partitions, nodes, `sbatch --test-only`, submit through
-//! `slurm::lifecycle`, `job_views`, `cancel_and_wait`), the local backend (`crate::local`:
-//! start, scale and stop), the cluster client (`corral_core::client`: snapshot subscription,
+//! Wired to: the backends (`corral_core::backend`: start, follow, scale, stop and observe a
+//! cluster, whichever way it runs), SLURM's limits and start estimates for the wizard
+//! (`corral_core::slurm`), the cluster client (`corral_core::client`: snapshot subscription,
 //! queries with progress, restrictions for the sweep), and the cluster directory (`spec.json`,
 //! `jobs.json`, `coordinator.json`, logs, ledger).
 
@@ -17,26 +17,27 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
 use corral_core::aggregate::Query;
+use corral_core::backend::{AgentExe, Backends, Cluster, Events, Kind, Observed, State};
 use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
 use corral_core::cluster_dir::{ClusterDir, CoordinatorInfo};
-use corral_core::cluster_record::ClusterRecord;
 use corral_core::config::Config;
-use corral_core::model::{ClusterSpec, JobId};
+use corral_core::model::ClusterSpec;
 use corral_core::paths;
 use corral_core::protocol::QueryOptions;
 use corral_core::scaling::Point;
-use corral_core::slurm::lifecycle::{self, ClusterJobs};
+use corral_core::slurm::lifecycle::{ClusterJobs, JobView};
 use corral_core::slurm::template::{self, JobRole};
-use corral_core::slurm::{Slurm, SlurmCli, SubmitOptions};
+use corral_core::slurm::SubmitOptions;
 
 use super::convert;
 use super::msg::{Cmd, Msg};
 use super::runtime::now_unix;
+use super::view::Unix;
 use super::view::{Backend, CancelReport, ClusterRow, ClusterSnapshot, ClusterState, Limits};
 
 /// What every effect may use.
 struct Ctx {
-    slurm: SlurmCli,
+    backends: Backends,
     /// Where relative query inputs are resolved from (the directory corral started in).
     cwd: PathBuf,
 }
@@ -56,7 +57,7 @@ impl Effects {
         Effects {
             tx,
             ctx: Arc::new(Ctx {
-                slurm: SlurmCli::new(&config.slurm),
+                backends: crate::progress::backends(&config),
                 cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             }),
             tasks: JoinSet::new(),
@@ -64,7 +65,20 @@ impl Effects {
         }
     }
 
-    /// Runs `f` on the blocking pool and posts its message.
+    /// Runs the future `f` makes as a task of its own and posts its message.
+    fn spawn<F, Fut>(&mut self, f: F)
+    where
+        F: FnOnce(Arc<Ctx>) -> Fut,
+        Fut: std::future::Future<Output = Msg> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        let fut = f(Arc::clone(&self.ctx));
+        self.tasks.spawn(async move {
+            let _ = tx.send(fut.await).await;
+        });
+    }
+
+    /// Runs `f` on the blocking pool (file work) and posts its message.
     fn blocking<F>(&mut self, f: F)
     where
         F: FnOnce(&Ctx) -> Msg + Send + 'static,
@@ -90,46 +104,33 @@ impl Effects {
                 let tx = self.tx.clone();
                 let ctx = Arc::clone(&self.ctx);
                 self.tasks.spawn(async move {
-                    let mut rows = on_blocking(&ctx, list_clusters).await;
+                    let mut rows = list_clusters(&ctx).await;
                     if let Ok(rows) = &mut rows {
                         fill_connected(rows).await;
                     }
                     let _ = tx.send(Msg::Clusters(rows)).await;
                 });
             }
-            Cmd::FetchLimits => self.blocking(|ctx| {
-                let r = ctx
-                    .slurm
-                    .partitions()
-                    .and_then(|partitions| {
-                        ctx.slurm.nodes().map(|nodes| Limits { partitions, nodes })
-                    })
-                    .map_err(|e| e.to_string());
-                Msg::Limits(r)
+            Cmd::FetchLimits => self.spawn(|ctx| async move {
+                let slurm = ctx.backends.slurm_client();
+                let limits = async {
+                    let partitions = slurm.partitions().await?;
+                    let nodes = slurm.nodes().await?;
+                    Ok::<_, corral_core::slurm::SlurmError>(Limits { partitions, nodes })
+                };
+                Msg::Limits(limits.await.map_err(|e| e.to_string()))
             }),
-            Cmd::EstimateStart(spec) => self.blocking(move |ctx| {
-                let result = estimate(ctx, &spec);
+            Cmd::EstimateStart(spec) => self.spawn(|ctx| async move {
+                let result = estimate(&ctx, &spec).await;
                 Msg::StartEstimate { spec, result }
             }),
-            Cmd::Submit { spec, backend } => match backend {
-                Backend::Slurm => self.blocking(move |ctx| {
-                    let name = spec.name.clone();
-                    let result = submit_slurm(ctx, &spec).map(|_| Backend::Slurm);
-                    Msg::Submitted { name, result }
-                }),
-                Backend::Local => {
-                    let tx = self.tx.clone();
-                    self.tasks.spawn(async move {
-                        let result = submit_local(&spec).await.map(|()| Backend::Local);
-                        let _ = tx
-                            .send(Msg::Submitted {
-                                name: spec.name,
-                                result,
-                            })
-                            .await;
-                    });
+            Cmd::Submit { spec, backend } => self.spawn(move |ctx| async move {
+                let result = submit(&ctx, &spec, backend).await.map(|()| backend);
+                Msg::Submitted {
+                    name: spec.name,
+                    result,
                 }
-            },
+            }),
             Cmd::Attach { name } => self.attach(name),
             Cmd::Detach { name } => {
                 if let Some(h) = self.watches.remove(&name) {
@@ -205,15 +206,7 @@ impl Effects {
 }
 
 async fn look(ctx: &Arc<Ctx>, name: &str) -> Look {
-    let ctx = Arc::clone(ctx);
-    let n = name.to_string();
-    tokio::task::spawn_blocking(move || look_at(&ctx, &n))
-        .await
-        .unwrap_or_else(|e| Look {
-            msgs: vec![Msg::Error(format!("internal error: {e}"))],
-            context: convert::Context::default(),
-            has_coordinator: false,
-        })
+    look_at(ctx, name).await
 }
 
 async fn watch(ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, name: String) {
@@ -303,78 +296,48 @@ async fn stream(
     }
 }
 
-/// The agent command the job script runs: `corral-agent`, or `corral agent` when only
-/// `corral` is installed (the local backend's own rule, `local::find_agent`).
-fn agent_command() -> Vec<String> {
-    match crate::local::find_agent() {
-        Ok(a) => crate::slurm_backend::agent_words(&a),
-        Err(_) => vec!["corral-agent".into()],
-    }
+/// The agent the job script runs: `corral-agent`, or `corral agent` when only `corral` is
+/// installed (the backends' own rule, `AgentExe::find`).
+fn agent() -> AgentExe {
+    AgentExe::find().unwrap_or(AgentExe {
+        program: "corral-agent".into(),
+        prefix: Vec::new(),
+    })
 }
 
-fn estimate(ctx: &Ctx, spec: &ClusterSpec) -> Result<String, String> {
+async fn estimate(ctx: &Ctx, spec: &ClusterSpec) -> Result<String, String> {
     let dir = paths::clusters_dir().join(&spec.name);
-    let script = template::render(spec, JobRole::Head, spec.workers, &dir, &agent_command())
+    let script = template::render(spec, JobRole::Head, spec.workers, &dir, &agent().words())
         .map_err(|e| e.to_string())?;
     let est = ctx
-        .slurm
+        .backends
+        .slurm_client()
         .estimate(&script, &SubmitOptions::default())
+        .await
         .map_err(|e| e.to_string())?;
     Ok(format!("{} on {}", est.start, est.nodes))
 }
 
-fn submit_slurm(ctx: &Ctx, spec: &ClusterSpec) -> Result<JobId, String> {
-    let (_, rec) = crate::slurm_backend::create_and_submit(&ctx.slurm, spec, &agent_command())
-        .map_err(|e| format!("{e:#}"))?;
-    tracing::info!(cluster = %spec.name, job = %rec.id, "submitted");
-    Ok(rec.id)
-}
-
-/// Starts a local cluster (returns once every worker is connected).
-async fn submit_local(spec: &ClusterSpec) -> Result<(), String> {
-    let local = crate::local::LocalSpec {
-        name: spec.name.clone(),
-        workers: spec.workers,
-        cores: spec.cores_per_worker,
-        env: Vec::new(),
-    };
-    let started = crate::local::start(&local)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    reap(started.children);
-    tracing::info!(cluster = %spec.name, "local cluster started");
-    Ok(())
-}
-
-/// The agents are our children: reap them when they exit so none lingers as a zombie while
-/// the TUI runs (they are detached otherwise and outlive the TUI).
-fn reap(children: Vec<std::process::Child>) {
-    if children.is_empty() {
-        return;
+/// Starts a cluster: a SLURM cluster is submitted (its pending screen follows it), a local
+/// one returns once every worker is connected.
+async fn submit(ctx: &Ctx, spec: &ClusterSpec, backend: Backend) -> Result<(), String> {
+    match backend {
+        Backend::Slurm => {
+            ctx.backends
+                .slurm(agent())
+                .start(spec, &Events::none())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(cluster = %spec.name, "submitted");
+        }
+        Backend::Local => {
+            crate::cmd::up::start_local(&ctx.backends, spec, &Events::none())
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            tracing::info!(cluster = %spec.name, "local cluster started");
+        }
     }
-    let _ = std::thread::Builder::new()
-        .name("corral-reaper".into())
-        .spawn(move || {
-            for mut c in children {
-                let _ = c.wait();
-            }
-        });
-}
-
-/// Scales a local cluster by `delta` workers: more processes, or the newest ones drained and
-/// stopped (`crate::local::scale`).
-async fn scale_local(
-    dir: &ClusterDir,
-    mut record: ClusterRecord,
-    delta: i32,
-) -> Result<String, String> {
-    let target =
-        |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
-    let scaled = crate::local::scale(dir, &mut record, target)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    reap(scaled.children);
-    Ok(scaled.message)
+    Ok(())
 }
 
 /// Runs `query` on `name`, posting progress; the result as the result table wants it.
@@ -443,89 +406,36 @@ async fn sweep(
         .map_err(|e| format!("{e:#}"))
 }
 
-/// Runs SLURM calls (blocking commands) off the runtime's threads.
-async fn on_blocking<T: Send + 'static>(
-    ctx: &Arc<Ctx>,
-    f: impl FnOnce(&Ctx) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    let ctx = Arc::clone(ctx);
-    tokio::task::spawn_blocking(move || f(&ctx))
-        .await
-        .map_err(|e| format!("internal error: {e}"))?
-}
-
-/// Scales a SLURM cluster by `delta` workers: up submits a worker job; down drains the newest
-/// worker jobs, cancels them, and retires head-job workers for the rest (one shared path with
-/// `corral scale`, run on a blocking thread).
+/// Scales a cluster by `delta` workers through its backend: a SLURM cluster submits a worker
+/// job, or drains and cancels the newest ones (one shared path with `corral scale`); a local
+/// one starts or stops processes.
 async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> {
-    let info = load_info(name)?;
-    let Some(record) = info.record.clone() else {
-        return Err(format!("{name}: spec.json is missing or unreadable"));
-    };
-    if !matches!(
-        record.backend,
-        corral_core::cluster_record::Backend::Slurm { .. }
-    ) {
-        return scale_local(&info.dir, record, delta).await;
-    }
-    let dir = info.dir.path().to_path_buf();
-    on_blocking(&ctx, move |ctx| {
-        let dir = ClusterDir::open_path(&dir).map_err(|e| e.to_string())?;
-        let target =
-            |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
-        crate::slurm_backend::scale(&ctx.slurm, &dir, &record, target).map_err(|e| format!("{e:#}"))
-    })
-    .await
+    let mut cluster = Cluster::open(name).map_err(|e| e.to_string())?;
+    let backend = ctx.backends.for_record(&cluster.record);
+    let target =
+        |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
+    backend
+        .scale(&mut cluster, &target, &Events::none())
+        .await
+        .map_err(|e| e.to_string())
 }
 
+/// Stops a cluster through its backend: drained, its jobs cancelled or processes stopped.
 async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {
-    let info = load_info(name)?;
-    if info
-        .record
-        .as_ref()
-        .is_some_and(|r| r.backend.kind() == "slurm")
-    {
-        // The coordinator stops its workers first, then SLURM cancels the jobs.
-        crate::slurm_backend::ask_shutdown(&info.dir).await;
-        let n = name.to_string();
-        return tokio::task::spawn_blocking(move || cancel_slurm(&ctx, &n))
-            .await
-            .map_err(|e| format!("internal error: {e}"))?;
-    }
-    if let Some(mut record) = info.record {
-        let cores = u64::from(record.workers) * u64::from(record.cores_per_worker);
-        let core_hours =
-            validate_core_hours(cores, now_unix().saturating_sub(record.created_at_unix));
-        let report = crate::local::stop(&info.dir, &mut record)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let how = if report.left.is_empty() {
-            "stopped".to_string()
-        } else {
-            format!("stopped, but {} process(es) still run", report.left.len())
-        };
-        return Ok(CancelReport { core_hours, how });
-    }
-    Err(format!(
-        "{name}: spec.json is missing or unreadable; nothing to cancel"
-    ))
-}
-
-fn validate_core_hours(cores: u64, secs: u64) -> f64 {
-    corral_core::slurm::validate::core_hours(cores, secs)
-}
-
-fn cancel_slurm(ctx: &Ctx, name: &str) -> Result<CancelReport, String> {
-    let info = load_info(name)?;
-    let mut record = info
-        .record
-        .ok_or_else(|| format!("{name}: spec.json is missing or unreadable"))?;
-    let core_hours =
-        crate::slurm_backend::cancel_jobs(&ctx.slurm, &info.dir, &mut record, "corral TUI")
-            .map_err(|e| format!("{e:#}"))?;
+    let mut cluster = Cluster::open(name).map_err(|e| format!("{e}; nothing to cancel"))?;
+    let backend = ctx.backends.for_record(&cluster.record);
+    let report = backend
+        .stop(&mut cluster, "corral TUI", &Events::none())
+        .await
+        .map_err(|e| e.to_string())?;
+    let how = match &report.processes {
+        None => "cancelled".to_string(),
+        Some(p) if p.left.is_empty() => "stopped".to_string(),
+        Some(p) => format!("stopped, but {} process(es) still run", p.left.len()),
+    };
     Ok(CancelReport {
-        core_hours,
-        how: "cancelled".into(),
+        core_hours: report.core_hours,
+        how,
     })
 }
 
@@ -533,43 +443,80 @@ fn coordinator(dir: &ClusterDir) -> Option<CoordinatorInfo> {
     dir.read_coordinator().ok()
 }
 
-/// What a cluster directory says about its cluster: `spec.json` (a `ClusterRecord`, which
-/// names the backend) and, for SLURM clusters, `jobs.json`.
-struct Info {
-    dir: ClusterDir,
-    record: Option<ClusterRecord>,
+/// A cluster as the TUI shows it: its records, what its backend sees, its coordinator.
+struct Seen {
+    cluster: Cluster,
+    kind: Kind,
+    observed: Result<Observed, String>,
     jobs: ClusterJobs,
+    coord: Option<CoordinatorInfo>,
 }
 
-impl Info {
-    fn backend(&self) -> Backend {
-        match self.record.as_ref().map(|r| &r.backend) {
-            Some(corral_core::cluster_record::Backend::Slurm { .. }) => Backend::Slurm,
-            _ => Backend::Local,
+impl Seen {
+    async fn of(ctx: &Ctx, mut cluster: Cluster) -> Seen {
+        let backend = ctx.backends.for_record(&cluster.record);
+        let observed = backend
+            .observe(&mut cluster)
+            .await
+            .map_err(|e| e.to_string());
+        let jobs = ClusterJobs::load(&cluster.dir).unwrap_or_default();
+        let coord = coordinator(&cluster.dir);
+        Seen {
+            kind: backend.kind(),
+            cluster,
+            observed,
+            jobs,
+            coord,
         }
+    }
+
+    fn backend(&self) -> Backend {
+        match self.kind {
+            Kind::Local => Backend::Local,
+            Kind::Slurm | Kind::InAllocation => Backend::Slurm,
+        }
+    }
+
+    /// The job the cluster lives in: the head job, or the enclosing job of `batch --here`.
+    fn head(&self) -> Option<&JobView> {
+        let jobs = &self.observed.as_ref().ok()?.jobs;
+        match self.jobs.head() {
+            Some(h) => jobs.iter().find(|v| v.id == h.id),
+            None => jobs.first(),
+        }
+    }
+
+    fn head_submitted(&self) -> Option<Unix> {
+        self.jobs.head().map(|h| h.submitted_unix)
     }
 
     fn workers_asked(&self) -> u32 {
-        if !self.jobs.jobs.is_empty() {
-            return self.jobs.asked_workers();
+        match &self.observed {
+            Ok(o) => o.asked_workers,
+            Err(_) => self.cluster.record.workers,
         }
-        self.record.as_ref().map_or(0, |r| r.workers)
     }
 
-    fn cores_per_worker(&self) -> u32 {
-        self.record.as_ref().map_or(0, |r| r.cores_per_worker)
+    fn state(&self) -> ClusterState {
+        let Ok(o) = &self.observed else {
+            return ClusterState::Unknown;
+        };
+        match (o.state, self.head()) {
+            (State::Ended, _) => ClusterState::Ended,
+            (_, Some(h)) => convert::cluster_state(&h.state, self.coord.is_some()),
+            (State::Running, None) => ClusterState::Running,
+            (State::Pending, None) => ClusterState::Pending,
+            (State::Unknown, None) => ClusterState::Unknown,
+        }
     }
-}
 
-fn load_info(name: &str) -> Result<Info, String> {
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
-    Ok(info_of(dir))
-}
-
-fn info_of(dir: ClusterDir) -> Info {
-    let record = ClusterRecord::load(&dir).ok();
-    let jobs = ClusterJobs::load(&dir).unwrap_or_default();
-    Info { dir, record, jobs }
+    /// When the walltime ends, for a running job that knows.
+    fn walltime_end(&self, now: Unix) -> Option<Unix> {
+        self.head()
+            .filter(|v| v.state == "RUNNING")
+            .and_then(|v| v.left_secs)
+            .map(|l| now + l)
+    }
 }
 
 /// How long Home waits for one coordinator's worker count (connect, authenticate, one
@@ -633,70 +580,39 @@ async fn live_workers(name: &str) -> Option<u32> {
     u32::try_from(snap.live_workers().count()).ok()
 }
 
-/// Every cluster directory → a Home row, with one `squeue` for all SLURM jobs.
-fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
+/// Every cluster directory → a Home row (SLURM clusters share one `squeue` answer).
+async fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
     let names = ClusterDir::list_in(&paths::clusters_dir()).map_err(|e| e.to_string())?;
     let now = now_unix();
-    let mut found = Vec::new();
-    for name in names {
-        match ClusterDir::open(&name) {
-            Ok(d) => found.push((name, info_of(d))),
-            Err(e) => tracing::warn!(cluster = %name, "skipping: {e}"),
-        }
-    }
-    let all_ids: Vec<JobId> = found.iter().flat_map(|(_, i)| i.jobs.ids()).collect();
-    let views = if all_ids.is_empty() {
-        HashMap::new()
-    } else {
-        lifecycle::job_views(&ctx.slurm, &all_ids).unwrap_or_else(|e| {
-            tracing::warn!("cannot ask SLURM about jobs: {e}");
-            HashMap::new()
-        })
-    };
     let mut rows = Vec::new();
-    for (name, info) in found {
-        let coord = coordinator(&info.dir);
-        let last_query_at = std::fs::metadata(info.dir.ledger_file())
+    for name in names {
+        let cluster = match Cluster::open(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(cluster = %name, "skipping: {e}");
+                continue;
+            }
+        };
+        let seen = Seen::of(ctx, cluster).await;
+        let last_query_at = std::fs::metadata(seen.cluster.dir.ledger_file())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
-        let backend = info.backend();
-        let head = info.jobs.head().and_then(|h| views.get(&h.id));
-        let state = local_or_slurm_state(&info, head.map(|v| v.state.as_str()), coord.is_some());
-        let workers_asked = info.workers_asked();
+        let workers_asked = seen.workers_asked();
         rows.push(ClusterRow {
             name,
-            backend,
-            state,
-            job_ids: info.jobs.ids().iter().map(|j| j.0).collect(),
+            backend: seen.backend(),
+            state: seen.state(),
+            job_ids: seen.jobs.ids().iter().map(|j| j.0).collect(),
             workers_connected: None,
             workers_asked,
-            cores: u64::from(workers_asked) * u64::from(info.cores_per_worker()),
-            walltime_end: head
-                .filter(|v| v.state == "RUNNING")
-                .and_then(|v| v.left_secs)
-                .map(|l| now + l),
+            cores: u64::from(workers_asked) * u64::from(seen.cluster.record.cores_per_worker),
+            walltime_end: seen.walltime_end(now),
             last_query_at,
         });
     }
     Ok(rows)
-}
-
-fn local_or_slurm_state(info: &Info, head_state: Option<&str>, has_coord: bool) -> ClusterState {
-    if info.record.as_ref().is_some_and(|r| r.stopped.is_some()) {
-        return ClusterState::Ended;
-    }
-    match (info.backend(), head_state) {
-        (Backend::Slurm, Some(st)) => convert::cluster_state(st, has_coord),
-        (Backend::Slurm, None) => ClusterState::Unknown,
-        (Backend::Local, _) => match &info.record {
-            Some(r) if crate::local::is_running(&info.dir, r) => ClusterState::Running,
-            Some(_) => ClusterState::Ended,
-            None if has_coord => ClusterState::Running,
-            None => ClusterState::Unknown,
-        },
-    }
 }
 
 /// One look at an attached cluster.
@@ -708,66 +624,46 @@ struct Look {
     has_coordinator: bool,
 }
 
-fn look_at(ctx: &Ctx, name: &str) -> Look {
-    let info = match load_info(name) {
-        Ok(i) => i,
-        Err(reason) => {
+async fn look_at(ctx: &Ctx, name: &str) -> Look {
+    let cluster = match Cluster::open(name) {
+        Ok(c) => c,
+        Err(e) => {
             return Look {
                 msgs: vec![Msg::Detached {
                     name: name.into(),
-                    reason,
+                    reason: e.to_string(),
                 }],
                 context: convert::Context::default(),
                 has_coordinator: false,
             };
         }
     };
-    let coord = coordinator(&info.dir);
+    let seen = Seen::of(ctx, cluster).await;
     let now = now_unix();
     let mut msgs = Vec::new();
-    let mut head_state = None;
-    let mut walltime_end = None;
-    let mut core_hours = None;
-    if !info.jobs.jobs.is_empty() {
-        match lifecycle::job_views(&ctx.slurm, &info.jobs.ids()) {
-            Ok(views) => {
-                if let Some(h) = info.jobs.head()
-                    && let Some(v) = views.get(&h.id)
-                {
-                    msgs.push(Msg::JobStatus {
-                        name: name.into(),
-                        status: convert::job_status(v, Some(h.submitted_unix)),
-                    });
-                    head_state = Some(v.state.clone());
-                    walltime_end = v
-                        .left_secs
-                        .filter(|_| v.state == "RUNNING")
-                        .map(|l| now + l);
-                }
-                core_hours = Some(lifecycle::core_hours(&views));
-            }
-            Err(e) => msgs.push(Msg::Detached {
-                name: name.into(),
-                reason: format!("cannot ask SLURM: {e}"),
-            }),
-        }
+    if let Some(v) = seen.head() {
+        msgs.push(Msg::JobStatus {
+            name: name.into(),
+            status: convert::job_status(v, seen.head_submitted()),
+        });
     }
-    if let Some(r) = &info.record {
-        let cores = u64::from(r.workers) * u64::from(r.cores_per_worker);
-        let until = r.stopped.as_ref().map_or(now, |s| s.at_unix);
-        core_hours = Some(validate_core_hours(
-            cores,
-            until.saturating_sub(r.created_at_unix),
-        ));
+    if let Err(e) = &seen.observed {
+        msgs.push(Msg::Detached {
+            name: name.into(),
+            reason: format!("cannot ask SLURM: {e}"),
+        });
     }
-    let state = local_or_slurm_state(&info, head_state.as_deref(), coord.is_some());
-    let backend = info.backend();
+    let core_hours = seen.observed.as_ref().ok().map(|o| o.core_hours);
+    let state = seen.state();
+    let backend = seen.backend();
+    let walltime_end = seen.walltime_end(now);
+    let coord = seen.coord.as_ref();
     let context = convert::Context {
         backend: Some(backend),
-        address: coord.as_ref().map(|c| c.socket_addr().to_string()),
+        address: coord.map(|c| c.socket_addr().to_string()),
         walltime_end,
-        job_ids: info.jobs.ids().iter().map(|j| j.0).collect(),
-        workers_asked: info.workers_asked(),
+        job_ids: seen.jobs.ids().iter().map(|j| j.0).collect(),
+        workers_asked: seen.workers_asked(),
         core_hours_used: core_hours,
         slurm_state: (backend == Backend::Slurm).then_some(state),
     };

@@ -34,5 +34,5 @@ pub mod wizard;
 #[cfg(test)]
 mod tests;
 
-pub use runtime::{Options, run};
+pub use runtime::run;
 pub use update::Start;

@@ -88,8 +88,8 @@ pub fn has_terminal() -> bool {
     std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
-/// Runs the TUI until the user quits. Clusters keep running.
-pub fn run(opts: Options) -> anyhow::Result<()> {
+/// Runs the TUI until the user quits, on the process's runtime. Clusters keep running.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
     let config = Config::load()?;
     if !has_terminal() {
         anyhow::bail!(
@@ -105,15 +105,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     app.color = use_color(opts.color, no_color.as_deref(), &config.ui.color);
     app.clusters_dir_display = display_path(&paths::clusters_dir());
     let mouse = opts.mouse && config.ui.mouse;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("corral-tui")
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = rt.block_on(event_loop(app, opts.start, mouse, config));
-    // Effects still blocked in SLURM commands get a moment, not forever.
-    rt.shutdown_timeout(Duration::from_secs(2));
+    let result = event_loop(app, opts.start, mouse, config).await;
     tracing::info!("tui stopped");
     result
 }

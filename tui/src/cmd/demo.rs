@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use corral_core::aggregate::{Column, Query, QueryResult};
+use corral_core::backend::{Backends, Cluster, Events, ProcessesStopped};
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::cluster_record::ClusterRecord;
 use corral_core::datagen::{self, Expected, TaxiSpec};
+use corral_core::model::{ClusterSpec, Walltime};
 use corral_core::protocol::QueryOptions;
 
 use crate::cmd::query;
-use crate::local::{self, LocalSpec};
+use crate::cmd::up::start_local;
 
 /// The demo cluster's name.
 const NAME: &str = "demo";
@@ -166,7 +168,7 @@ fn clear_old_cluster() -> anyhow::Result<()> {
     }
     let dir = ClusterDir::open_path(&path)?;
     if let Ok(r) = ClusterRecord::load(&dir)
-        && local::is_running(&dir, &r)
+        && !r.live_pids(dir.path()).is_empty()
     {
         bail!("a demo cluster is already running; stop it with `corral down {NAME}`");
     }
@@ -174,7 +176,11 @@ fn clear_old_cluster() -> anyhow::Result<()> {
         .with_context(|| format!("cannot remove the old demo cluster {}", path.display()))
 }
 
-pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: DemoArgs,
+    ui: crate::app::runtime::Ui,
+    backends: &Backends,
+) -> anyhow::Result<ExitCode> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -196,11 +202,14 @@ pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
 
     clear_old_cluster()?;
     let cores = (corral_core::threads::cpu_threads(None).get() as u32 / args.workers).max(1);
-    let lspec = LocalSpec {
+    let lspec = ClusterSpec {
         name: NAME.into(),
         workers: args.workers,
-        cores,
-        env: Vec::new(),
+        cores_per_worker: cores,
+        mem_per_worker_mb: None,
+        walltime: Walltime::from_days(1),
+        partition: None,
+        account: None,
     };
     println!(
         "corral demo: payment_type.value_counts() over {} NYC-taxi files ({:.1} M rows, {:.2} GB) on a local cluster of {} workers × {} core{}",
@@ -212,18 +221,15 @@ pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
         if cores == 1 { "" } else { "s" }
     );
     if args.opens_tui() {
-        return run_tui(&lspec, files, ui);
+        return run_tui(&lspec, files, ui, backends).await;
     }
-    local::block_on(async move {
-        let mut started = local::start(&lspec).await?;
+    {
+        let (mut started, ready_after) = start_local(backends, &lspec, &Events::none()).await?;
         let q = Query::value_counts(files, Column::Name("payment_type".into()));
         let show = std::io::stderr().is_terminal();
         let outcome = query::submit(&started.dir, q, QueryOptions::default(), show).await;
         // Whatever happened, leave nothing running.
-        let stop = local::stop(&started.dir, &mut started.record).await;
-        for c in &mut started.children {
-            let _ = c.wait();
-        }
+        let stop = stop_demo(backends, &mut started).await;
         let report = outcome?;
         let res = report.result();
         print!("{}", res.to_table());
@@ -235,7 +241,7 @@ pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
             report.seconds,
             res.bytes as f64 / 1e9 / secs,
             (res.rows + res.bad_rows.total) as f64 / 1e6 / secs,
-            started.ready_after.as_secs_f64()
+            ready_after.as_secs_f64()
         );
         let verdict = check(res, &expected);
         match &verdict {
@@ -264,26 +270,41 @@ pub fn run(args: DemoArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
         } else {
             ExitCode::FAILURE
         })
-    })?
+    }
+}
+
+/// Stops the demo's cluster (scaling in the TUI may have added workers: what spec.json lists
+/// now is stopped).
+async fn stop_demo(
+    backends: &Backends,
+    cluster: &mut Cluster,
+) -> anyhow::Result<ProcessesStopped> {
+    let _ = cluster.reload();
+    let report = backends
+        .local()
+        .stop(cluster, "corral demo", &Events::none())
+        .await?;
+    Ok(report.processes.unwrap_or_default())
 }
 
 /// The dashboard form: the TUI on the demo cluster with the query already running; the
 /// cluster is the demo's own, so it is stopped when the TUI quits, however it quits.
-fn run_tui(
-    lspec: &LocalSpec,
+async fn run_tui(
+    lspec: &ClusterSpec,
     files: Vec<String>,
     ui: crate::app::runtime::Ui,
+    backends: &Backends,
 ) -> anyhow::Result<ExitCode> {
-    let mut started = local::block_on(local::start(lspec))??;
+    let (mut started, _) = start_local(backends, lspec, &Events::none()).await?;
     let query = Query::value_counts(files, Column::Name("payment_type".into()));
     let shown = crate::app::run(ui.options(crate::app::Start::Demo {
         name: NAME.into(),
         query,
-    }));
-    // Scaling in the TUI may have added workers: stop what spec.json lists now.
-    let mut record = ClusterRecord::load(&started.dir).unwrap_or(started.record.clone());
-    if record.stopped.is_none() {
-        match local::block_on(local::stop(&started.dir, &mut record))? {
+    }))
+    .await;
+    let _ = started.reload();
+    if started.record.stopped.is_none() {
+        match stop_demo(backends, &mut started).await {
             Ok(s) => println!(
                 "cluster {NAME} stopped ({} processes exited{})",
                 s.exited,
@@ -297,9 +318,6 @@ fn run_tui(
         }
     } else {
         println!("cluster {NAME} was stopped from the dashboard");
-    }
-    for c in &mut started.children {
-        let _ = c.wait();
     }
     shown?;
     Ok(ExitCode::SUCCESS)

@@ -1,14 +1,13 @@
-//! `corral down NAME`: stop a cluster and leave nothing running: the coordinator is asked to
-//! shut down (it tells the workers), then every recorded process still running is sent
-//! SIGTERM, then SIGKILL; the stop is recorded in `spec.json` and the ledger.
+//! `corral down NAME`: stop a cluster and leave nothing running — through its backend: the
+//! coordinator is asked to shut down (it tells the workers), then SLURM jobs are cancelled and
+//! waited for, or processes signalled (SIGTERM, then SIGKILL); the stop is recorded in
+//! `spec.json` and the ledger.
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::{Backend, ClusterRecord};
+use corral_core::backend::{Backends, Cluster};
 
-use crate::local;
+use crate::progress::Printer;
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -19,46 +18,49 @@ pub struct DownArgs {
     pub json: bool,
 }
 
-pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
-    let dir = ClusterDir::open(&args.name)?;
-    let mut record = ClusterRecord::load(&dir)
-        .with_context(|| format!("cluster {}: cannot read its spec.json", args.name))?;
-    if let Backend::Slurm { .. } = record.backend {
-        let config = corral_core::config::Config::load()?;
-        let slurm = crate::slurm_backend::client(&config);
-        let core_hours = crate::slurm_backend::down(&slurm, &dir, &mut record)?;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"name": args.name, "backend": "slurm", "core_hours": core_hours, "stopped": record.stopped})
-            );
-        } else {
-            println!(
-                "cluster {} is down: every job cancelled and gone from the queue; {core_hours:.2} core-hours used",
-                args.name
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let report = local::block_on(local::stop(&dir, &mut record))??;
+pub async fn run(args: DownArgs, backends: &Backends) -> anyhow::Result<ExitCode> {
+    let mut cluster = Cluster::open(&args.name)?;
+    let backend = backends.for_record(&cluster.record);
+    let printer = Printer::start("", args.json);
+    let report = backend.stop(&mut cluster, "corral down", printer.events()).await;
+    printer.finish().await;
+    let report = report?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else if report.left.is_empty() {
         println!(
-            "cluster {} is down: {} process{} exited when asked, {} after SIGTERM, {} killed",
-            args.name,
-            report.exited,
-            if report.exited == 1 { "" } else { "es" },
-            report.terminated,
-            report.killed
+            "{}",
+            serde_json::json!({
+                "name": args.name,
+                "backend": backend.kind(),
+                "how": report.how,
+                "core_hours": report.core_hours,
+                "jobs": report.jobs,
+                "exited": report.processes.as_ref().map(|p| p.exited),
+                "terminated": report.processes.as_ref().map(|p| p.terminated),
+                "killed": report.processes.as_ref().map(|p| p.killed),
+                "left": report.processes.as_ref().map(|p| p.left.clone()),
+                "stopped": cluster.record.stopped,
+            })
         );
     }
-    if !report.left.is_empty() {
-        anyhow::bail!(
+    match &report.processes {
+        Some(p) if !p.left.is_empty() => anyhow::bail!(
             "cluster {}: processes {:?} are still running after SIGKILL",
             args.name,
-            report.left
-        );
+            p.left
+        ),
+        _ if args.json => {}
+        Some(p) => println!(
+            "cluster {} is down: {} process{} exited when asked, {} after SIGTERM, {} killed",
+            args.name,
+            p.exited,
+            if p.exited == 1 { "" } else { "es" },
+            p.terminated,
+            p.killed
+        ),
+        None => println!(
+            "cluster {} is down: every job cancelled and gone from the queue; {:.2} core-hours used",
+            args.name, report.core_hours
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

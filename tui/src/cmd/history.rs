@@ -195,23 +195,25 @@ fn cluster_entry(record: &ClusterRecord, ledger: &Ledger) -> Option<ClusterEntry
             .and_then(|h| h.as_str())
             .map(str::to_string)
     });
-    let core_hours = match &record.backend {
-        Backend::Slurm { .. } => down
-            .and_then(|d| d.get("core_hours")?.as_f64())
-            // A SLURM cluster that never started used nothing.
-            .or_else(|| {
-                stopped
-                    .filter(|s| s.how.contains("could never start"))
-                    .map(|_| 0.0)
+    // The ledger's `down` line says what the cluster used; a SLURM cluster that never
+    // started used nothing; processes on this machine held their cores from start to end.
+    let core_hours = down
+        .and_then(|d| d.get("core_hours")?.as_f64())
+        .or_else(|| {
+            stopped
+                .filter(|s| s.how.contains("could never start"))
+                .map(|_| 0.0)
+        })
+        .or_else(|| match &record.backend {
+            Backend::Slurm { .. } => None,
+            Backend::Local { .. } | Backend::InAllocation { .. } => ended_unix.map(|end| {
+                let cores = u64::from(record.workers) * u64::from(record.cores_per_worker);
+                corral_core::slurm::validate::core_hours(
+                    cores,
+                    end.saturating_sub(record.created_at_unix),
+                )
             }),
-        Backend::Local { .. } => ended_unix.map(|end| {
-            let cores = u64::from(record.workers) * u64::from(record.cores_per_worker);
-            corral_core::slurm::validate::core_hours(
-                cores,
-                end.saturating_sub(record.created_at_unix),
-            )
-        }),
-    };
+        });
     Some(ClusterEntry {
         name: record.name.clone(),
         backend: record.backend.kind().to_string(),

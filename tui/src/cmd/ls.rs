@@ -5,12 +5,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use corral_core::backend::{Backends, Cluster};
 use corral_core::client::ClusterClient;
 use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::{Backend, ClusterRecord};
-use corral_core::slurm::lifecycle::{self, ClusterJobs};
-
-use crate::local;
 
 /// How long one running cluster may take to say how many workers it has.
 const ASK_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -33,7 +30,7 @@ struct Entry {
     cores_per_worker: Option<u32>,
     /// Cores of the connected workers (else of the asked ones).
     cores: Option<u32>,
-    /// `running`, `pending`, `ended`, `down`, or `unknown` (spec.json unreadable).
+    /// `running`, `pending`, `ended`, or `unknown` (spec.json unreadable, SLURM unreachable).
     state: String,
     created_at: Option<String>,
     dir: String,
@@ -44,9 +41,8 @@ struct Entry {
     problem: Option<String>,
 }
 
-pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: LsArgs, backends: &Backends) -> anyhow::Result<ExitCode> {
     let parent = corral_core::paths::clusters_dir();
-    let config = corral_core::config::Config::load()?;
     let mut found = Vec::new();
     let mut entries = Vec::new();
     for name in ClusterDir::list_in(&parent)? {
@@ -66,76 +62,45 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             walltime_left_secs: None,
             problem: None,
         };
-        match ClusterDir::open_path(&path).map(|d| (ClusterRecord::load(&d), d)) {
-            Ok((Ok(r), d)) => {
-                e.backend = Some(r.backend.kind().into());
-                e.workers = Some(r.workers);
-                e.cores_per_worker = Some(r.cores_per_worker);
+        match ClusterDir::open_path(&path).map(Cluster::load) {
+            Ok(Ok(c)) => {
+                e.backend = Some(c.record.backend.kind().into());
+                e.workers = Some(c.record.workers);
+                e.cores_per_worker = Some(c.record.cores_per_worker);
                 e.created_at = Some(corral_core::coordinator::ledger::rfc3339(
-                    r.created_at_unix * 1000,
+                    c.record.created_at_unix * 1000,
                 ));
-                found.push((entries.len(), d, r));
+                found.push((entries.len(), c));
             }
-            Ok((Err(err), _)) => e.problem = Some(err.to_string()),
+            Ok(Err(err)) => e.problem = Some(err.to_string()),
             Err(err) => e.problem = Some(err.to_string()),
         }
         entries.push(e);
     }
 
-    // One squeue for every SLURM cluster still going.
-    let jobs_of: Vec<Option<ClusterJobs>> = found
-        .iter()
-        .map(|(_, d, r)| match r.backend {
-            Backend::Slurm { .. } => ClusterJobs::load(d).ok(),
-            Backend::Local { .. } => None,
-        })
-        .collect();
-    let ids: Vec<_> = found
-        .iter()
-        .zip(&jobs_of)
-        .filter(|((_, _, r), _)| r.stopped.is_none())
-        .filter_map(|(_, j)| j.as_ref())
-        .flat_map(|j| j.ids())
-        .collect();
-    let slurm = crate::slurm_backend::client(&config);
-    let views = if ids.is_empty() {
-        Ok(Default::default())
-    } else {
-        lifecycle::job_views(&slurm, &ids)
-    };
-    for ((i, d, r), jobs) in found.iter_mut().zip(&jobs_of) {
+    // Every SLURM cluster looked at within a second shares one squeue answer.
+    for (i, c) in found.iter_mut() {
         let e = &mut entries[*i];
-        e.state = match (jobs, &views) {
-            (Some(jobs), Ok(views)) => match crate::slurm_backend::state_from(views, jobs, d, r) {
-                Ok(st) => {
-                    e.jobs = st.jobs.iter().map(|j| j.id.0).collect();
-                    e.detail = Some(st.detail);
-                    e.walltime_left_secs = st.left_secs;
-                    e.workers = Some(st.asked_workers);
-                    st.state
-                }
-                Err(err) => {
-                    e.problem = Some(format!("{err:#}"));
-                    "unknown".into()
-                }
-            },
-            (Some(_), Err(err)) => {
-                e.problem = Some(err.to_string());
-                "unknown".into()
+        match backends.for_record(&c.record).observe(c).await {
+            Ok(seen) => {
+                e.state = seen.state.as_str().into();
+                e.jobs = seen.jobs.iter().map(|j| j.id.0).collect();
+                e.detail = Some(seen.detail);
+                e.walltime_left_secs = seen.left_secs;
+                e.workers = Some(seen.asked_workers);
             }
-            (None, _) if local::is_running(d, r) => "running".into(),
-            (None, _) => "down".into(),
-        };
+            Err(err) => e.problem = Some(err.to_string()),
+        }
         e.cores = e.workers.zip(e.cores_per_worker).map(|(w, c)| w * c);
     }
 
     // Connected workers of the running clusters, asked all at once with a short timeout.
     let running: Vec<(usize, ClusterDir)> = found
         .into_iter()
-        .filter(|(i, _, _)| entries[*i].state == "running")
-        .map(|(i, d, _)| (i, d))
+        .filter(|(i, _)| entries[*i].state == "running")
+        .map(|(i, c)| (i, c.dir))
         .collect();
-    let answers = local::block_on(async {
+    let answers = {
         let mut set = tokio::task::JoinSet::new();
         for (i, d) in running {
             set.spawn(async move {
@@ -151,7 +116,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
             });
         }
         set.join_all().await
-    })?;
+    };
     for (i, answer) in answers {
         if let Some((workers, cores)) = answer {
             entries[i].connected = Some(workers);
@@ -199,7 +164,12 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>8} {:<20} {}{}",
             e.name,
-            e.backend.as_deref().unwrap_or("?"),
+            // `batch --here` clusters, in 7 columns.
+            match e.backend.as_deref() {
+                Some("in_allocation") => "here",
+                Some(b) => b,
+                None => "?",
+            },
             e.state,
             workers,
             e.cores.map_or("?".into(), |c| c.to_string()),

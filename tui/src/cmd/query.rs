@@ -12,7 +12,6 @@ use corral_core::client::{ClusterClient, QueryEvent, resolve_inputs};
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::protocol::{QueryOptions, QueryReport, RerunNote, RerunReason};
 
-use crate::local;
 use crate::query_flags::QueryFlags;
 
 #[derive(Debug, clap::Args)]
@@ -172,7 +171,7 @@ pub(crate) async fn submit(
     bail!("the coordinator ended the query without an answer")
 }
 
-pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     // After compiling: `--sql "… FROM 'glob'"` names inputs too.
     let mut q = args.query.query(args.query.inputs.clone())?;
@@ -183,7 +182,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
     };
     let show = !args.json && std::io::stderr().is_terminal();
-    let report = local::block_on(submit(&dir, q.clone(), options, show))??;
+    let report = submit(&dir, q.clone(), options, show).await?;
     let res = report.result();
     if args.json {
         let secs = report.seconds.max(1e-9);

@@ -5,12 +5,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use corral_core::backend::{Backends, Cluster, Observed, State};
 use corral_core::client::ClusterClient;
-use corral_core::cluster_dir::ClusterDir;
-use corral_core::cluster_record::{Backend, ClusterRecord};
+use corral_core::cluster_record::ClusterRecord;
 use corral_core::protocol::{Snapshot, WorkerState};
-
-use crate::local;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -24,11 +22,11 @@ pub struct StatusArgs {
 #[derive(serde::Serialize)]
 struct JsonOut<'a> {
     name: &'a str,
-    /// `running`, `pending`, `ended`, `down` or `unreachable`.
+    /// `running`, `pending`, `ended`, `unknown` or `unreachable`.
     state: &'a str,
     record: Option<&'a ClusterRecord>,
-    /// SLURM clusters: their jobs as SLURM sees them.
-    slurm: Option<&'a crate::slurm_backend::SlurmState>,
+    /// What its backend says: state, detail in words, jobs as SLURM sees them.
+    observed: Option<&'a Observed>,
     snapshot: Option<&'a Snapshot>,
     error: Option<String>,
 }
@@ -139,91 +137,87 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     out
 }
 
-pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let dir = ClusterDir::open(&args.name)?;
-    let mut record = ClusterRecord::load(&dir).ok();
-    let backend = record
-        .as_ref()
-        .map_or("unknown backend", |r| r.backend.kind())
-        .to_string();
-    // A SLURM cluster is first what SLURM says: pending, or ended (by corral down, scancel or
+pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCode> {
+    let mut cluster = Cluster::open(&args.name)?;
+    let backend = backends.for_record(&cluster.record);
+    let kind = cluster.record.backend.kind().to_string();
+    // A cluster is first what its backend says: pending, or ended (by corral down, scancel,
     // the walltime) whatever a stale coordinator.json may suggest.
-    let slurm = match &mut record {
-        Some(
-            r @ ClusterRecord {
-                backend: Backend::Slurm { .. },
-                ..
-            },
-        ) => {
-            let config = corral_core::config::Config::load()?;
-            Some(crate::slurm_backend::state(
-                &crate::slurm_backend::client(&config),
-                &dir,
-                r,
-            )?)
-        }
-        _ => None,
-    };
-    if let Some(st) = slurm.as_ref().filter(|st| st.state != "running") {
+    let observed = backend.observe(&mut cluster).await?;
+    if observed.state != State::Running {
         if args.json {
             let out = JsonOut {
                 name: &args.name,
-                state: &st.state,
-                record: record.as_ref(),
-                slurm: Some(st),
+                state: observed.state.as_str(),
+                record: Some(&cluster.record),
+                observed: Some(&observed),
                 snapshot: None,
                 error: None,
             };
             println!("{}", serde_json::to_string(&out)?);
         } else {
-            let ids: Vec<String> = st
+            let ids: Vec<String> = observed
                 .jobs
                 .iter()
                 .map(|j| format!("{} {}", j.id, j.state))
                 .collect();
+            let when = cluster
+                .record
+                .stopped
+                .as_ref()
+                .map(|s| {
+                    format!(
+                        " (since {})",
+                        corral_core::coordinator::ledger::rfc3339(s.at_unix * 1000)
+                    )
+                })
+                .unwrap_or_default();
             println!(
-                "cluster {} is {}: {} (jobs: {})",
+                "cluster {} {}{when}: {}{}",
                 args.name,
-                st.state,
-                st.detail,
-                ids.join(", ")
+                match observed.state {
+                    State::Ended => "has ended",
+                    State::Pending => "is pending",
+                    _ => "is in an unknown state",
+                },
+                observed.detail,
+                if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (jobs: {})", ids.join(", "))
+                }
             );
         }
-        return Ok(if st.state == "pending" {
+        return Ok(if observed.state == State::Pending {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)
         });
     }
-    let snap = if dir.coordinator_file().exists() {
-        local::block_on(async {
-            let get = async {
-                let c = ClusterClient::connect(&dir).await?;
-                c.snapshot().await
-            };
-            match tokio::time::timeout(Duration::from_secs(10), get).await {
-                Ok(r) => r.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("the coordinator did not answer in 10 s")),
-            }
-        })?
+    let snap = if cluster.dir.coordinator_file().exists() {
+        let get = async {
+            let c = ClusterClient::connect(&cluster.dir).await?;
+            c.snapshot().await
+        };
+        match tokio::time::timeout(Duration::from_secs(10), get).await {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("the coordinator did not answer in 10 s")),
+        }
     } else {
         Err(anyhow::anyhow!(
-            "the coordinator is not running (no coordinator.json)"
+            "the coordinator is not listening yet (no coordinator.json)"
         ))
     };
-    let (state, error) = match (&snap, &record) {
-        (Ok(_), _) => ("running", None),
-        (Err(e), Some(r)) if r.stopped.is_some() || !local::is_running(&dir, r) => {
-            ("down", Some(format!("{e:#}")))
-        }
-        (Err(e), _) => ("unreachable", Some(format!("{e:#}"))),
+    let (state, error) = match &snap {
+        Ok(_) => ("running", None),
+        Err(e) => ("unreachable", Some(format!("{e:#}"))),
     };
     if args.json {
         let out = JsonOut {
             name: &args.name,
             state,
-            record: record.as_ref(),
-            slurm: slurm.as_ref(),
+            record: Some(&cluster.record),
+            observed: Some(&observed),
             snapshot: snap.as_ref().ok(),
             error,
         };
@@ -236,9 +230,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     match snap {
         Ok(s) => {
-            print!("{}", render(&s, &backend));
-            if let Some(st) = &slurm {
-                let jobs: Vec<String> = st
+            print!("{}", render(&s, &kind));
+            if !observed.jobs.is_empty() {
+                let jobs: Vec<String> = observed
                     .jobs
                     .iter()
                     .map(|j| format!("{} {}", j.id, j.state))
@@ -246,22 +240,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "jobs: {}; walltime left: {}",
                     jobs.join(", "),
-                    st.left_secs
+                    observed
+                        .left_secs
                         .map_or("unknown".into(), crate::human::duration)
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            match record.as_ref().and_then(|r| r.stopped.as_ref()) {
-                Some(st) => println!(
-                    "cluster {} is down ({}, {})",
-                    args.name,
-                    st.how,
-                    corral_core::coordinator::ledger::rfc3339(st.at_unix * 1000)
-                ),
-                None => println!("cluster {} is {state}: {e:#}", args.name),
-            }
+            println!("cluster {} is {state}: {e:#}", args.name);
             Ok(ExitCode::from(3))
         }
     }

@@ -14,7 +14,6 @@ use corral_core::protocol::QueryOptions;
 use corral_core::scaling::{self, Analysis, Point};
 
 use crate::cmd::query::QueryArgs;
-use crate::local;
 use crate::sweep::{self, Step};
 
 #[derive(Debug, clap::Args)]
@@ -62,7 +61,7 @@ enum End {
     Interrupted,
 }
 
-pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let qa = &args.query;
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
     let inputs = resolve_inputs(&qa.query.inputs, &cwd)?;
@@ -77,7 +76,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let json = qa.json;
 
     let mut steps: Vec<Step> = Vec::new();
-    let end = local::block_on(async {
+    let end = async {
         let cores = match live_cores(&dir).await {
             Ok(c) => c,
             Err(e) => return Ok::<_, anyhow::Error>(End::Done(Err(e))),
@@ -121,7 +120,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
                 Ok(End::Interrupted)
             }
         }
-    })??;
+    }
+    .await?;
     let points = match end {
         End::Interrupted => {
             eprintln!("corral: sweep interrupted; the runs finished so far are in the ledger");

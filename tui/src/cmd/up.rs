@@ -1,14 +1,27 @@
-//! `corral up`: start a cluster. Without `--local` it is a SLURM allocation (validated against
-//! the partition's limits, shown, confirmed, submitted and followed until the workers connect:
-//! `crate::slurm_backend`); `--local` runs it as processes on this machine.
+//! `corral up`: start a cluster. Without `--local` it is a SLURM allocation: validated
+//! against the partition's limits, shown (script, security notice, start estimate), confirmed,
+//! submitted, and followed until the workers connect (the backend's progress events, printed);
+//! `--local` runs it as processes on this machine. Both through `corral_core::backend`.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use corral_core::backend::slurm::security_notice;
+use corral_core::backend::{AgentExe, Backends, Cluster, Events, Ready};
+use corral_core::cluster_dir::ClusterDir;
 use corral_core::cluster_record::Backend;
 use corral_core::model::{ClusterSpec, Walltime, parse_duration, parse_mem_mb};
+use corral_core::slurm::lifecycle;
+use corral_core::slurm::template::{self, JobRole};
+use corral_core::slurm::validate::Field;
 
-use crate::local::{self, LocalSpec};
+use crate::progress::Printer;
+
+/// Exit status of `corral up --timeout` when the cluster was not ready in time (EX_TEMPFAIL):
+/// the job stays queued, so scripts can tell this apart from a failure.
+pub const EXIT_NOT_READY: u8 = 75;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -46,29 +59,244 @@ impl UpArgs {
     }
 }
 
-pub fn run(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: UpArgs,
+    ui: crate::app::runtime::Ui,
+    backends: &Backends,
+) -> anyhow::Result<ExitCode> {
     if args.local {
-        run_local(args, ui)
+        run_local(args, ui, backends).await
     } else {
-        run_slurm(args, ui)
+        run_slurm(args, ui, backends).await
     }
 }
 
-fn run_slurm(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
+/// `corral up` on SLURM.
+async fn run_slurm(
+    args: UpArgs,
+    ui: crate::app::runtime::Ui,
+    backends: &Backends,
+) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
-    let flags = &args.size;
-    let spec = spec_from_flags(&args.name, flags, &config)?;
+    let spec = spec_from_flags(&args.name, &args.size, &config)?;
     let timeout = parse_timeout(args.timeout.as_deref())?;
-    crate::slurm_backend::up(crate::slurm_backend::UpRequest {
-        spec,
-        yes: args.yes,
-        no_wait: args.no_wait,
-        timeout,
-        json: args.json,
-        tui: args
-            .opens_tui()
-            .then(|| ui.options(crate::app::Start::Attach(args.name.clone()))),
-    })
+    if ClusterDir::open(&spec.name).is_ok() {
+        bail!(
+            "a cluster named {:?} already exists; choose another --name (see `corral ls`)",
+            spec.name
+        );
+    }
+    let basic = corral_core::slurm::validate::basic_problems(&spec);
+    if !basic.is_empty() {
+        eprintln!("corral: the request cannot work, nothing was submitted:");
+        for p in &basic {
+            eprintln!("  ✗ {}: {}", field_name(p.field), p.message);
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let agent = AgentExe::find()?;
+    let dir_path = corral_core::paths::clusters_dir().join(&spec.name);
+    let slurm = backends.slurm_client().as_ref();
+    let checked = lifecycle::check(slurm, &spec, &dir_path, &agent.words()).await?;
+    let verdict = &checked.verdict;
+    if !verdict.is_clean() {
+        eprintln!("corral: the request does not fit, nothing was submitted:");
+        for p in &verdict.problems {
+            eprintln!("  ✗ {}: {}", field_name(p.field), p.message);
+        }
+        if let Some(n) = &verdict.nearest {
+            eprintln!("  nearest request that fits: {}", up_command(n));
+        }
+        return Ok(ExitCode::from(2));
+    }
+    let partition = verdict.partition.clone().unwrap_or_default();
+    let script = template::render(&spec, JobRole::Head, spec.workers, &dir_path, &agent.words())?;
+    // With --json, stdout carries one JSON object at the end; everything a person reads goes
+    // to stderr.
+    let say = |text: String| {
+        if args.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    say("The job script corral will submit:\n".into());
+    for line in script.lines() {
+        say(format!("    {line}"));
+    }
+    say(String::new());
+    say(security_notice(&spec.name, &dir_path));
+    say(match &checked.estimate {
+        Some(e) => format!(
+            "SLURM estimates it starts at {} on {} ({} CPUs, partition {}).",
+            e.start, e.nodes, e.processors, e.partition
+        ),
+        None => "SLURM gave no start estimate.".into(),
+    });
+    if !args.yes
+        && !confirm(&format!(
+            "Submit {} workers × {} cores for {} on partition {partition}?",
+            spec.workers, spec.cores_per_worker, spec.walltime
+        ))?
+    {
+        say("Not submitted.".into());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let backend = backends.slurm(agent);
+    let printer = Printer::start("", false);
+    let mut cluster = backend.start(&spec, printer.events()).await?;
+    let job = lifecycle::ClusterJobs::load(&cluster.dir)?
+        .head()
+        .map_or(0, |h| h.id.0);
+    let dir = cluster.dir.clone();
+    let summary = |state: &str, workers: u32, cores: u32, ready: Option<f64>| {
+        serde_json::json!({
+            "name": spec.name,
+            "backend": "slurm",
+            "state": state,
+            "job": job,
+            "partition": partition,
+            "workers": workers,
+            "cores": cores,
+            "asked_workers": spec.workers,
+            "cores_per_worker": spec.cores_per_worker,
+            "time": spec.walltime.to_sbatch(),
+            "coordinator": dir.read_coordinator().ok().map(|i| i.socket_addr().to_string()),
+            "ready_seconds": ready,
+            "dir": dir.path().display().to_string(),
+        })
+    };
+    if args.opens_tui() {
+        printer.finish().await;
+        crate::app::run(ui.options(crate::app::Start::Attach(args.name.clone()))).await?;
+        println!(
+            "Cluster {0} keeps running: `corral attach {0}` shows it again, `corral down {0}` stops it.",
+            spec.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.no_wait {
+        printer.finish().await;
+        if args.json {
+            println!("{}", summary("submitted", 0, 0, None));
+        }
+        say(format!(
+            "Follow it with `corral status {0}`; stop it with `corral down {0}`.",
+            spec.name
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ready = backend
+        .follow(&cluster, spec.workers, timeout, printer.events())
+        .await;
+    let ready = match ready {
+        Ok(Ready::NeverStarts { job, reason }) => {
+            if args.yes || confirm(&format!("Job {job} can never start as submitted. Cancel it?"))? {
+                let who = format!("corral up (could never start: {reason})");
+                backend.stop(&mut cluster, &who, printer.events()).await?;
+                printer.finish().await;
+                eprintln!("corral: job {job} cancelled; nothing is left queued.");
+            } else {
+                printer.finish().await;
+                eprintln!(
+                    "corral: job {job} stays queued; `corral down {}` removes it.",
+                    spec.name
+                );
+            }
+            if args.json {
+                println!("{}", summary("never_starts", 0, 0, None));
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        other => {
+            printer.finish().await;
+            other?
+        }
+    };
+    match ready {
+        Ready::Up {
+            workers,
+            cores,
+            after,
+        } => {
+            if args.json {
+                println!(
+                    "{}",
+                    summary("running", workers, cores, Some(after.as_secs_f64()))
+                );
+            }
+            let info = cluster.dir.read_coordinator()?;
+            say(format!(
+                "cluster {} is up: workers={workers} cores={cores}, coordinator {} (authenticated), ready after {:.1} s",
+                spec.name,
+                info.socket_addr(),
+                after.as_secs_f64()
+            ));
+            say(format!(
+                "  query:  corral query {} --by payment_type FILES…",
+                spec.name
+            ));
+            say(format!("  scale:  corral scale {} --workers N", spec.name));
+            say(format!("  stop:   corral down {}", spec.name));
+            Ok(ExitCode::SUCCESS)
+        }
+        Ready::NotYet { state } => {
+            if args.json {
+                println!("{}", summary("pending", 0, 0, None));
+            }
+            eprintln!(
+                "corral: the cluster is not ready after {:?} (job {job} is {state}); the job stays queued. \
+                 Follow it with `corral status {name}`, stop it with `corral down {name}`.",
+                timeout.unwrap_or_default(),
+                name = spec.name
+            );
+            Ok(ExitCode::from(EXIT_NOT_READY))
+        }
+        Ready::NeverStarts { .. } => Ok(ExitCode::FAILURE),
+    }
+}
+
+fn field_name(f: Field) -> &'static str {
+    match f {
+        Field::Name => "name",
+        Field::Workers => "workers",
+        Field::Cores => "cores",
+        Field::Memory => "memory",
+        Field::Walltime => "time",
+        Field::Partition => "partition",
+    }
+}
+
+/// The `corral up` command line of a request.
+pub fn up_command(s: &ClusterSpec) -> String {
+    let mut c = format!(
+        "corral up --name {} --workers {} --cores {} --time {}",
+        s.name,
+        s.workers,
+        s.cores_per_worker,
+        s.walltime.to_sbatch()
+    );
+    if let Some(p) = &s.partition {
+        c.push_str(&format!(" --partition {p}"));
+    }
+    if let Some(m) = s.mem_per_worker_mb {
+        c.push_str(&format!(" --mem {m}M"));
+    }
+    c
+}
+
+/// Asks on the terminal; refuses to guess when there is none.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{question} — not answered: stdin is not a terminal; add --yes to go ahead without asking"
+        );
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// The sizing flags `corral up` and `corral batch` share, as given (`None`: not on the command
@@ -151,26 +379,66 @@ struct Summary<'a> {
     dir: String,
 }
 
-fn run_local(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCode> {
-    let config = corral_core::config::Config::load()?;
-    let workers = args.size.workers.unwrap_or(config.defaults.workers);
-    let cores = args.size.cores.unwrap_or(config.defaults.cores);
+/// The request of a local cluster: workers × cores from the flags or the config's defaults.
+pub fn local_spec(
+    name: &str,
+    flags: &SizeFlags,
+    config: &corral_core::config::Config,
+) -> anyhow::Result<ClusterSpec> {
+    let workers = flags.workers.unwrap_or(config.defaults.workers);
+    let cores = flags.cores.unwrap_or(config.defaults.cores);
     if workers == 0 || cores == 0 {
         bail!("--workers and --cores must be at least 1");
     }
-    let spec = LocalSpec {
-        name: args.name.clone(),
+    Ok(ClusterSpec {
+        name: name.to_string(),
         workers,
-        cores,
-        env: Vec::new(),
-    };
-    let started = local::block_on(local::start(&spec))??;
-    let info = started.dir.read_coordinator()?;
+        cores_per_worker: cores,
+        mem_per_worker_mb: None,
+        walltime: Walltime::from_days(1),
+        partition: None,
+        account: None,
+    })
+}
+
+/// Starts a local cluster and follows it until every worker is connected; on failure what
+/// was started is stopped again. Returns the cluster and how long it took.
+pub async fn start_local(
+    backends: &Backends,
+    spec: &ClusterSpec,
+    events: &Events,
+) -> anyhow::Result<(Cluster, Duration)> {
+    let backend = backends.local();
+    let t0 = Instant::now();
+    let mut cluster = backend.start(spec, events).await?;
+    match backend.follow(&cluster, spec.workers, None, events).await {
+        Ok(Ready::Up { .. }) => Ok((cluster, t0.elapsed())),
+        Ok(other) => {
+            let _ = backend.stop(&mut cluster, "corral (start failed)", &Events::none()).await;
+            bail!("the local cluster did not become ready: {other:?}")
+        }
+        Err(e) => {
+            let _ = backend.stop(&mut cluster, "corral (start failed)", &Events::none()).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn run_local(
+    args: UpArgs,
+    ui: crate::app::runtime::Ui,
+    backends: &Backends,
+) -> anyhow::Result<ExitCode> {
+    let config = corral_core::config::Config::load()?;
+    let spec = local_spec(&args.name, &args.size, &config)?;
+    let (workers, cores) = (spec.workers, spec.cores_per_worker);
+    let (cluster, ready_after) = start_local(backends, &spec, &Events::none()).await?;
+    let info = cluster.dir.read_coordinator()?;
     let Backend::Local {
         coordinator_pid,
         worker_pids,
         ..
-    } = &started.record.backend
+    } = &cluster.record.backend
     else {
         bail!("internal: a local start recorded another backend");
     };
@@ -183,8 +451,8 @@ fn run_local(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
         coordinator: info.socket_addr().to_string(),
         coordinator_pid: *coordinator_pid,
         worker_pids,
-        ready_seconds: started.ready_after.as_secs_f64(),
-        dir: started.dir.path().display().to_string(),
+        ready_seconds: ready_after.as_secs_f64(),
+        dir: cluster.dir.path().display().to_string(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -212,7 +480,7 @@ fn run_local(args: UpArgs, ui: crate::app::runtime::Ui) -> anyhow::Result<ExitCo
     if args.opens_tui() {
         // The summary stays on the terminal under the TUI's screen; quitting leaves the
         // cluster running.
-        crate::app::run(ui.options(crate::app::Start::Attach(args.name.clone())))?;
+        crate::app::run(ui.options(crate::app::Start::Attach(args.name.clone()))).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

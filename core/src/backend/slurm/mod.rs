@@ -35,20 +35,34 @@ const SQUEUE_SHARED_FOR: Duration = Duration::from_secs(1);
 /// How long transient SLURM failures are retried before they are reported.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// The last `squeue --me` answer, shared by observers for [`SQUEUE_SHARED_FOR`].
+pub type SharedSqueue = Arc<Mutex<Option<(Instant, Vec<QueuedJob>)>>>;
+
 /// SLURM jobs.
 pub struct SlurmBackend {
     slurm: Arc<dyn Slurm>,
     agent: AgentExe,
-    /// The last `squeue --me` answer, shared by observers for [`SQUEUE_SHARED_FOR`].
-    squeue: Arc<Mutex<Option<(Instant, Vec<QueuedJob>)>>>,
+    squeue: SharedSqueue,
 }
 
 impl SlurmBackend {
     pub fn new(slurm: Arc<dyn Slurm>, agent: AgentExe) -> SlurmBackend {
+        SlurmBackend::sharing(slurm, agent, SharedSqueue::default())
+    }
+
+    /// A backend whose observations share `squeue` with other backends of this process.
+    pub fn sharing(slurm: Arc<dyn Slurm>, agent: AgentExe, squeue: SharedSqueue) -> SlurmBackend {
         SlurmBackend {
             slurm,
             agent,
-            squeue: Arc::new(Mutex::new(None)),
+            squeue,
+        }
+    }
+
+    /// After a change (submit, cancel), observers ask SLURM afresh.
+    fn forget_squeue(&self) {
+        if let Ok(mut c) = self.squeue.lock() {
+            *c = None;
         }
     }
 
@@ -58,11 +72,11 @@ impl SlurmBackend {
 
     /// Job views for observers: one squeue answer shared for a second.
     async fn shared_views(&self, ids: &[JobId]) -> Result<HashMap<JobId, JobView>, SlurmError> {
-        let cached = self
-            .squeue
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().filter(|(at, _)| at.elapsed() < SQUEUE_SHARED_FOR).map(|(_, q)| q.clone()));
+        let cached = self.squeue.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(at, _)| at.elapsed() < SQUEUE_SHARED_FOR)
+                .map(|(_, q)| q.clone())
+        });
         let queued = match cached {
             Some(q) => q,
             None => {
@@ -208,6 +222,7 @@ impl Backend for SlurmBackend {
         .await
         {
             Ok(job) => {
+                self.forget_squeue();
                 events
                     .emit(Event::Submitted {
                         job: job.id,
@@ -240,7 +255,9 @@ impl Backend for SlurmBackend {
         target: Target<'_>,
         events: &Events,
     ) -> Result<String, BackendError> {
-        scale::scale(self, cluster, target, events).await
+        let said = scale::scale(self, cluster, target, events).await;
+        self.forget_squeue();
+        said
     }
 
     /// The coordinator stops its workers, then every job is cancelled and SLURM is asked
@@ -251,6 +268,7 @@ impl Backend for SlurmBackend {
         who: &str,
         events: &Events,
     ) -> Result<StopReport, BackendError> {
+        self.forget_squeue();
         if super::link::ask_shutdown(&cluster.dir).await {
             events
                 .emit(Event::Step {
