@@ -39,7 +39,7 @@ fn batch_local_query_inside_is_exact_exits_3_and_leaves_nothing() {
     let env = Env::new("batch");
     let data = env.gen_taxi("taxi", 3, 20_000, 0.0);
     let script = format!(
-        "echo \"address={} env=$CORRAL_COORDINATOR\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3",
+        "echo \"address={{}} env=$CORRAL_COORDINATOR\"; corral query \"$CORRAL_CLUSTER\" --by payment_type --json {}/*.csv; exit 3",
         data.display()
     );
     let out = env.run_cmd(
@@ -65,12 +65,12 @@ fn batch_local_query_inside_is_exact_exits_3_and_leaves_nothing() {
         .lines()
         .find_map(|l| l.strip_prefix("address="))
         .unwrap_or_else(|| panic!("no address line: {out}"));
-    let (addr, env) = line.split_once(" env=").expect("both");
+    let (addr, from_env) = line.split_once(" env=").expect("both");
     assert!(
         addr.parse::<std::net::SocketAddr>().is_ok(),
         "{{}} = {addr:?}"
     );
-    assert_eq!(addr, env, "{out}");
+    assert_eq!(addr, from_env, "{out}");
     assert!(out.stderr.contains("CMD exited with 3"), "{out}");
     let name = only_cluster(&env);
     assert!(name.starts_with("batch-"), "{name}");
