@@ -122,7 +122,15 @@ fn batch_local_passes_the_address_to_every_shape_of_command() {
     for (i, shape) in shapes.iter().enumerate() {
         let name = format!("shape{i}");
         let mut args = vec![
-            "batch", "--local", "--name", &name, "--workers", "1", "--cores", "1", "--",
+            "batch",
+            "--local",
+            "--name",
+            &name,
+            "--workers",
+            "1",
+            "--cores",
+            "1",
+            "--",
         ];
         args.extend_from_slice(shape);
         let out = env.run(&args);

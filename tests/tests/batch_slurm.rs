@@ -170,7 +170,10 @@ fn slurm_batch_here_inside_an_sbatch_job_passes_the_exit_status_to_slurm() {
                 .any(|c| c["backend"] == "in_allocation" && c["state"] == "running")
         })
     });
-    assert!(seen_running, "ls never showed the --here cluster running: {last}");
+    assert!(
+        seen_running,
+        "ls never showed the --here cluster running: {last}"
+    );
     let entry = &last[0];
     assert_eq!(entry["jobs"][0].to_string(), job.to_string(), "{last}");
 

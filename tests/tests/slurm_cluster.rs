@@ -219,7 +219,7 @@ fn slurm_pending_reason_in_plain_words_then_starts_when_nodes_free() {
     let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
     assert_eq!(v["state"], "pending", "{status}");
     assert!(
-        v["slurm"]["detail"]
+        v["observed"]["detail"]
             .as_str()
             .unwrap_or("")
             .contains("waiting for CPUs"),

@@ -142,8 +142,6 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
             crate::app::bench::run(args).map(|()| ExitCode::SUCCESS)
         }
         // Handled before the runtime existed (agents), or above (the terminal UI).
-        Some(Command::Agent { .. }) | None | Some(Command::Attach { .. }) => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Agent { .. }) | None | Some(Command::Attach { .. }) => Ok(ExitCode::SUCCESS),
     }
 }

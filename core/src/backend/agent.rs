@@ -79,6 +79,9 @@ mod tests {
         let c = AgentExe::recorded(Path::new("/opt/bin/corral"));
         assert_eq!(c.prefix, vec!["agent".to_string()]);
         assert_eq!(c.program, PathBuf::from("/opt/bin/corral"));
-        assert_eq!(c.words(), vec!["/opt/bin/corral".to_string(), "agent".into()]);
+        assert_eq!(
+            c.words(),
+            vec!["/opt/bin/corral".to_string(), "agent".into()]
+        );
     }
 }

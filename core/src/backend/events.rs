@@ -25,10 +25,7 @@ pub enum Event {
         never_starts: bool,
     },
     /// SLURM's estimate of when a pending job starts.
-    Estimate {
-        start: String,
-        nodes: String,
-    },
+    Estimate { start: String, nodes: String },
     /// The job runs (on these nodes).
     Running { job: Option<JobId>, nodes: String },
     /// Something is awaited that has no other event (e.g. the coordinator to listen).
@@ -70,7 +67,10 @@ impl Event {
             Event::Estimate { start, nodes } => {
                 format!("SLURM estimates it starts at {start} on {nodes}")
             }
-            Event::Running { job: Some(job), nodes } => format!("running on {nodes} (job {job})"),
+            Event::Running {
+                job: Some(job),
+                nodes,
+            } => format!("running on {nodes} (job {job})"),
             Event::Running { job: None, nodes } => format!("running on {nodes}"),
             Event::Waiting { what } => format!("waiting for {what}"),
             Event::Listening { address } => format!("the coordinator listens on {address}"),
@@ -155,8 +155,6 @@ mod tests {
                 words: "still fine".into(),
             })
             .await;
-        Events::none()
-            .emit(Event::Ended { how: "x".into() })
-            .await;
+        Events::none().emit(Event::Ended { how: "x".into() }).await;
     }
 }

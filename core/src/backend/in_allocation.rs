@@ -80,9 +80,8 @@ impl InAllocation {
         ];
         args.extend(agent.words());
         args.extend(["worker".into(), "--cluster".into(), path]);
-        let srun = procs::spawn(&self.srun, &args, &cluster.dir, "workers.log", &[]).map_err(
-            |e| BackendError::Failed(format!("{e} (srun starts the workers)")),
-        )?;
+        let srun = procs::spawn(&self.srun, &args, &cluster.dir, "workers.log", &[])
+            .map_err(|e| BackendError::Failed(format!("{e} (srun starts the workers)")))?;
         set_pids(&mut cluster.record, None, srun.id());
         cluster.record.save(&cluster.dir)?;
         events.emit(Event::Started { processes: 2 }).await;

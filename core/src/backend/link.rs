@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::events::{Event, Events};
 use super::BackendError;
+use super::events::{Event, Events};
 use crate::client::ClusterClient;
 use crate::cluster_dir::ClusterDir;
 use crate::protocol::WorkerId;

@@ -122,7 +122,8 @@ impl Local {
         if let cluster_record::Backend::Local { worker_pids, .. } = &mut cluster.record.backend {
             worker_pids.retain(|p| !victims.contains(p) || left.contains(p));
         }
-        cluster.record.workers = u32::try_from(live.len() - victims.len() + left.len()).unwrap_or(0);
+        cluster.record.workers =
+            u32::try_from(live.len() - victims.len() + left.len()).unwrap_or(0);
         cluster.record.save(&cluster.dir)?;
         if !left.is_empty() {
             return Err(BackendError::Failed(format!(
@@ -253,8 +254,7 @@ impl Backend for Local {
             }
             cluster.record.save(&cluster.dir)?;
             let log = log_path(&cluster.dir, "coordinator.log");
-            procs::wait_listening(&cluster.dir, &mut coordinator, &log, COORDINATOR_START)
-                .await?;
+            procs::wait_listening(&cluster.dir, &mut coordinator, &log, COORDINATOR_START).await?;
             if let Ok(info) = cluster.dir.read_coordinator() {
                 events
                     .emit(Event::Listening {
@@ -323,8 +323,8 @@ impl Backend for Local {
                 "cluster {name} has no running coordinator"
             )));
         }
-        let now = u32::try_from(live_workers(&cluster.dir, &cluster.record).len())
-            .unwrap_or(u32::MAX);
+        let now =
+            u32::try_from(live_workers(&cluster.dir, &cluster.record).len()).unwrap_or(u32::MAX);
         let want = target(now);
         if want == 0 {
             return Err(BackendError::Failed(format!(

@@ -17,8 +17,8 @@
 pub mod agent;
 pub mod events;
 pub mod in_allocation;
-pub mod local;
 mod link;
+pub mod local;
 mod procs;
 pub mod slurm;
 
@@ -280,7 +280,9 @@ impl Backends {
                 };
                 self.slurm(exe)
             }
-            cluster_record::Backend::InAllocation { job, .. } => self.in_allocation("srun".into(), *job),
+            cluster_record::Backend::InAllocation { job, .. } => {
+                self.in_allocation("srun".into(), *job)
+            }
         }
     }
 }

@@ -169,12 +169,13 @@ fn is_controller_down(stderr: &str) -> bool {
 #[async_trait::async_trait]
 impl Slurm for SlurmCli {
     async fn partitions(&self) -> Result<Vec<Partition>, SlurmError> {
-        let out = self.run(
-            "scontrol",
-            &["show".into(), "partition".into(), "-o".into()],
-            None,
-        )
-        .await?;
+        let out = self
+            .run(
+                "scontrol",
+                &["show".into(), "partition".into(), "-o".into()],
+                None,
+            )
+            .await?;
         Ok(out
             .stdout
             .lines()
@@ -183,12 +184,13 @@ impl Slurm for SlurmCli {
     }
 
     async fn nodes(&self) -> Result<Vec<Node>, SlurmError> {
-        let out = self.run(
-            "scontrol",
-            &["show".into(), "node".into(), "-o".into()],
-            None,
-        )
-        .await?;
+        let out = self
+            .run(
+                "scontrol",
+                &["show".into(), "node".into(), "-o".into()],
+                None,
+            )
+            .await?;
         Ok(out.stdout.lines().filter_map(Node::from_line).collect())
     }
 
@@ -203,7 +205,11 @@ impl Slurm for SlurmCli {
         })
     }
 
-    async fn estimate(&self, script: &str, opts: &SubmitOptions) -> Result<StartEstimate, SlurmError> {
+    async fn estimate(
+        &self,
+        script: &str,
+        opts: &SubmitOptions,
+    ) -> Result<StartEstimate, SlurmError> {
         let args = self.sbatch_args(opts, "--test-only");
         let out = self
             .run_in("sbatch", &args, Some(script), opts.workdir.as_deref())
@@ -226,12 +232,13 @@ impl Slurm for SlurmCli {
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError> {
-        match self.run(
-            "scontrol",
-            &["show".into(), "job".into(), "-o".into(), id.to_string()],
-            None,
-        )
-        .await
+        match self
+            .run(
+                "scontrol",
+                &["show".into(), "job".into(), "-o".into(), id.to_string()],
+                None,
+            )
+            .await
         {
             Ok(out) => Ok(out.stdout.lines().find_map(JobDetail::from_line)),
             Err(SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => Ok(None),
@@ -262,7 +269,11 @@ mod tests {
             bin_dir: "/nonexistent/slurm/bin".into(),
             ..SlurmConfig::default()
         });
-        let err = cli.partitions().await.expect_err("no scontrol there").to_string();
+        let err = cli
+            .partitions()
+            .await
+            .expect_err("no scontrol there")
+            .to_string();
         assert!(
             err.contains("/nonexistent/slurm/bin/scontrol") && err.contains("bin_dir"),
             "{err}"

@@ -89,8 +89,11 @@ pub trait Slurm: Send + Sync {
     /// `sbatch --parsable`, the script on stdin.
     async fn submit(&self, script: &str, opts: &SubmitOptions) -> Result<JobId, SlurmError>;
     /// `sbatch --test-only`: when the job would start, without submitting it.
-    async fn estimate(&self, script: &str, opts: &SubmitOptions)
-    -> Result<StartEstimate, SlurmError>;
+    async fn estimate(
+        &self,
+        script: &str,
+        opts: &SubmitOptions,
+    ) -> Result<StartEstimate, SlurmError>;
     /// This user's jobs (`squeue --me`), one call for all of the user's clusters.
     async fn my_jobs(&self) -> Result<Vec<QueuedJob>, SlurmError>;
     /// `scontrol show job -o`; `None` once SLURM has forgotten the job (after MinJobAge).

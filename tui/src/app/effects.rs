@@ -25,9 +25,9 @@ use corral_core::model::ClusterSpec;
 use corral_core::paths;
 use corral_core::protocol::QueryOptions;
 use corral_core::scaling::Point;
+use corral_core::slurm::SubmitOptions;
 use corral_core::slurm::lifecycle::{ClusterJobs, JobView};
 use corral_core::slurm::template::{self, JobRole};
-use corral_core::slurm::SubmitOptions;
 
 use super::convert;
 use super::msg::{Cmd, Msg};

@@ -275,10 +275,7 @@ pub async fn run(
 
 /// Stops the demo's cluster (scaling in the TUI may have added workers: what spec.json lists
 /// now is stopped).
-async fn stop_demo(
-    backends: &Backends,
-    cluster: &mut Cluster,
-) -> anyhow::Result<ProcessesStopped> {
+async fn stop_demo(backends: &Backends, cluster: &mut Cluster) -> anyhow::Result<ProcessesStopped> {
     let _ = cluster.reload();
     let report = backends
         .local()

@@ -22,7 +22,9 @@ pub async fn run(args: DownArgs, backends: &Backends) -> anyhow::Result<ExitCode
     let mut cluster = Cluster::open(&args.name)?;
     let backend = backends.for_record(&cluster.record);
     let printer = Printer::start("", args.json);
-    let report = backend.stop(&mut cluster, "corral down", printer.events()).await;
+    let report = backend
+        .stop(&mut cluster, "corral down", printer.events())
+        .await;
     printer.finish().await;
     let report = report?;
     if args.json {

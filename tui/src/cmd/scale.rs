@@ -37,7 +37,9 @@ pub async fn run(args: ScaleArgs, backends: &Backends) -> anyhow::Result<ExitCod
     let backend = backends.for_record(&cluster.record);
     let printer = Printer::start("", false);
     let want = args.workers;
-    let said = backend.scale(&mut cluster, &|_| want, printer.events()).await;
+    let said = backend
+        .scale(&mut cluster, &|_| want, printer.events())
+        .await;
     printer.finish().await;
     println!("cluster {}: {}", args.name, said?);
     Ok(ExitCode::SUCCESS)

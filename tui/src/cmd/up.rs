@@ -110,7 +110,13 @@ async fn run_slurm(
         return Ok(ExitCode::from(2));
     }
     let partition = verdict.partition.clone().unwrap_or_default();
-    let script = template::render(&spec, JobRole::Head, spec.workers, &dir_path, &agent.words())?;
+    let script = template::render(
+        &spec,
+        JobRole::Head,
+        spec.workers,
+        &dir_path,
+        &agent.words(),
+    )?;
     // With --json, stdout carries one JSON object at the end; everything a person reads goes
     // to stderr.
     let say = |text: String| {
@@ -191,7 +197,11 @@ async fn run_slurm(
         .await;
     let ready = match ready {
         Ok(Ready::NeverStarts { job, reason }) => {
-            if args.yes || confirm(&format!("Job {job} can never start as submitted. Cancel it?"))? {
+            if args.yes
+                || confirm(&format!(
+                    "Job {job} can never start as submitted. Cancel it?"
+                ))?
+            {
                 let who = format!("corral up (could never start: {reason})");
                 backend.stop(&mut cluster, &who, printer.events()).await?;
                 printer.finish().await;
@@ -414,11 +424,15 @@ pub async fn start_local(
     match backend.follow(&cluster, spec.workers, None, events).await {
         Ok(Ready::Up { .. }) => Ok((cluster, t0.elapsed())),
         Ok(other) => {
-            let _ = backend.stop(&mut cluster, "corral (start failed)", &Events::none()).await;
+            let _ = backend
+                .stop(&mut cluster, "corral (start failed)", &Events::none())
+                .await;
             bail!("the local cluster did not become ready: {other:?}")
         }
         Err(e) => {
-            let _ = backend.stop(&mut cluster, "corral (start failed)", &Events::none()).await;
+            let _ = backend
+                .stop(&mut cluster, "corral (start failed)", &Events::none())
+                .await;
             Err(e.into())
         }
     }

@@ -93,7 +93,11 @@ impl SlurmBackend {
 
 /// Retries a SLURM call while the controller is unreachable (it may be restarting), with
 /// backoff, for at most [`RETRY_FOR`]; each retry is an event. Refusals return at once.
-pub(crate) async fn with_retry<T, F, Fut>(what: &str, events: &Events, mut f: F) -> Result<T, BackendError>
+pub(crate) async fn with_retry<T, F, Fut>(
+    what: &str,
+    events: &Events,
+    mut f: F,
+) -> Result<T, BackendError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SlurmError>>,
@@ -166,7 +170,14 @@ fn observed_from(
         && let Some(h) = head.as_ref().filter(|h| !h.is_active())
     {
         let core_hours = lifecycle::core_hours(views);
-        record_end(cluster, &ended_how(h), "slurm", &jobs.ids(), core_hours, false)?;
+        record_end(
+            cluster,
+            &ended_how(h),
+            "slurm",
+            &jobs.ids(),
+            core_hours,
+            false,
+        )?;
     }
     let (state, detail) = match (&cluster.record.stopped, &head) {
         (Some(s), _) => (State::Ended, s.how.clone()),

@@ -18,9 +18,14 @@ use crate::slurm::template::JobRole;
 /// What reaching a worker count takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScalePlan {
-    Same { now: u32 },
+    Same {
+        now: u32,
+    },
     /// Submit one worker job of `add` workers.
-    Up { now: u32, add: u32 },
+    Up {
+        now: u32,
+        add: u32,
+    },
     /// Drain, then cancel these (newest) worker jobs; then retire that many workers of the
     /// head job.
     Down {

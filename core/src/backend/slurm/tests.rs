@@ -48,9 +48,16 @@ async fn submitted(
         stopped: None,
     };
     record.save(&dir).expect("spec.json");
-    lifecycle::submit(fake.as_ref(), &spec, JobRole::Head, workers, &dir, &agent().words())
-        .await
-        .expect("submit");
+    lifecycle::submit(
+        fake.as_ref(),
+        &spec,
+        JobRole::Head,
+        workers,
+        &dir,
+        &agent().words(),
+    )
+    .await
+    .expect("submit");
     let backend = SlurmBackend::new(fake.clone(), agent());
     (backend, Cluster { dir, record })
 }
@@ -96,7 +103,11 @@ async fn a_job_that_can_never_start_is_reported_not_cancelled_behind_the_users_b
     assert_eq!(report.jobs, vec![JobId(100)]);
     let record = ClusterRecord::load(&cluster.dir).expect("spec.json");
     assert!(
-        record.stopped.expect("ended").how.starts_with("corral up: cancelled job 100"),
+        record
+            .stopped
+            .expect("ended")
+            .how
+            .starts_with("corral up: cancelled job 100"),
     );
     let ledger = std::fs::read_to_string(cluster.dir.ledger_file()).expect("ledger");
     assert_eq!(ledger.lines().filter(|l| l.contains("\"down\"")).count(), 1);
@@ -143,7 +154,8 @@ async fn an_unreachable_controller_is_retried_and_said_as_an_event() {
     drop(events);
     let said = collect(rx).await;
     assert!(
-        said.iter().any(|e| matches!(e, Event::Retrying { what, .. } if what == "squeue")),
+        said.iter()
+            .any(|e| matches!(e, Event::Retrying { what, .. } if what == "squeue")),
         "{said:?}"
     );
     assert_eq!(fake.cancelled(), vec![JobId(100)]);
@@ -158,16 +170,26 @@ async fn scaling_up_submits_a_worker_job_and_down_cancels_the_newest_whole() {
         .scale(&mut cluster, &|_| 6, &Events::none())
         .await
         .expect("scales up");
-    assert!(said.contains("submitted worker job 101 with 2 workers (4 → 6)"), "{said}");
+    assert!(
+        said.contains("submitted worker job 101 with 2 workers (4 → 6)"),
+        "{said}"
+    );
     let jobs = fake.jobs();
     assert_eq!(jobs.len(), 2);
-    assert!(jobs[1].script.contains("#SBATCH --ntasks=2"), "{}", jobs[1].script);
+    assert!(
+        jobs[1].script.contains("#SBATCH --ntasks=2"),
+        "{}",
+        jobs[1].script
+    );
     // Down to 4: the worker job goes whole (no coordinator here to drain: best effort).
     let said = backend
         .scale(&mut cluster, &|now| now - 2, &Events::none())
         .await
         .expect("scales down");
-    assert!(said.contains("cancelled jobs 101 (6 → 4 workers)"), "{said}");
+    assert!(
+        said.contains("cancelled jobs 101 (6 → 4 workers)"),
+        "{said}"
+    );
     assert_eq!(fake.cancelled(), vec![JobId(101)]);
     // Below the head job's size, workers of the head job are retired (planned, not jobs).
     let plan = scale::plan(&backend, &cluster, &|_| 3).await.expect("plan");
@@ -180,8 +202,13 @@ async fn scaling_up_submits_a_worker_job_and_down_cancels_the_newest_whole() {
             retire: Some((JobId(100), 1))
         }
     );
-    let refused = scale::plan(&backend, &cluster, &|_| 0).await.expect_err("zero");
-    assert!(refused.to_string().contains("corral down grow"), "{refused}");
+    let refused = scale::plan(&backend, &cluster, &|_| 0)
+        .await
+        .expect_err("zero");
+    assert!(
+        refused.to_string().contains("corral down grow"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

@@ -223,10 +223,16 @@ pub(super) async fn start(
 
 /// How waiting for the workers ended.
 pub(super) enum Waited {
-    Ready { workers: u32, cores: u32 },
+    Ready {
+        workers: u32,
+        cores: u32,
+    },
     Signal(Signal),
     /// No cluster for CMD: `why` for the record, `message` for the user.
-    NotReady { why: &'static str, message: String },
+    NotReady {
+        why: &'static str,
+        message: String,
+    },
 }
 
 /// Follows the started cluster until `want` workers are connected, a signal, or `timeout`.

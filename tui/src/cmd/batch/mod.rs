@@ -122,7 +122,10 @@ impl Held {
         let name = self.cluster.name().to_string();
         let printer = Printer::start("corral batch: ", false);
         let who = format!("corral batch ({why})");
-        let stopped = self.backend.stop(&mut self.cluster, &who, printer.events()).await;
+        let stopped = self
+            .backend
+            .stop(&mut self.cluster, &who, printer.events())
+            .await;
         printer.finish().await;
         match stopped {
             Ok(r) => match &r.processes {
