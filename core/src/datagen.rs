@@ -609,15 +609,13 @@ impl Writer<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(done.buf);
-        if last_chunk {
-            if let Some(open) = self.open.take() {
-                self.files_written += 1;
-                if let Err(mpsc::SendError(open)) = self.finisher.send(open) {
-                    // The finisher only hangs up after failing; its error is reported.
-                    drop(open.file);
-                    let _ = fs::remove_file(&open.partial);
-                    return Err(GenError::Stopped);
-                }
+        if last_chunk && let Some(open) = self.open.take() {
+            self.files_written += 1;
+            if let Err(mpsc::SendError(open)) = self.finisher.send(open) {
+                // The finisher only hangs up after failing; its error is reported.
+                drop(open.file);
+                let _ = fs::remove_file(&open.partial);
+                return Err(GenError::Stopped);
             }
         }
         Ok(())

@@ -112,7 +112,8 @@ impl Month {
     pub(crate) fn of_file(index: usize) -> Month {
         let year = 2015 + (index / 12) as u32;
         let month = (index % 12) as u32 + 1;
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let leap =
+            (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
         let days = match month {
             2 if leap => 29,
             2 => 28,

@@ -118,10 +118,11 @@ impl ProgressLine {
     fn draw(&self, p: Progress) {
         let now = Instant::now();
         let done = p.rows_done == p.rows_total && p.files_done == p.files_total;
-        if let Some(last) = self.last.get() {
-            if !done && now.duration_since(last) < Duration::from_millis(100) {
-                return;
-            }
+        if let Some(last) = self.last.get()
+            && !done
+            && now.duration_since(last) < Duration::from_millis(100)
+        {
+            return;
         }
         self.last.set(Some(now));
         let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);

@@ -29,7 +29,7 @@ struct Dedup {
 impl Dedup {
     async fn emit(&mut self, events: &Events, event: Event) {
         let same_kind = |e: &Event| std::mem::discriminant(e) == std::mem::discriminant(&event);
-        if self.last.iter().any(|e| *e == event) {
+        if self.last.contains(&event) {
             return;
         }
         self.last.retain(|e| !same_kind(e));
