@@ -184,8 +184,11 @@ impl Backoff {
     /// The pause before the next attempt: the current step times a random factor in
     /// [0.5, 1.5); the step doubles up to the maximum.
     pub fn pause(&mut self) -> Duration {
-        use rand::Rng;
-        let d = self.next.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+        // The operating system's generator; a failure only loses the jitter.
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        let unit = (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
+        let d = self.next.mul_f64(0.5 + unit);
         self.next = (self.next * 2).min(self.max);
         d
     }
