@@ -50,6 +50,7 @@ async fn connect_one(
     endpoint: &quinn::Endpoint,
     info: &corral_core::cluster_dir::CoordinatorInfo,
     secret: &corral_core::security::Secret,
+    retries: &Retries,
 ) -> anyhow::Result<AuthedConnection> {
     let pin = info.fingerprint()?;
     let deadline = Instant::now() + CONNECT_DEADLINE;
@@ -58,10 +59,36 @@ async fn connect_one(
         match transport::connect(endpoint, info.socket_addr(), &pin, secret, Role::Worker).await {
             Ok(c) => return Ok(c),
             Err(e) if !e.is_permanent() && Instant::now() < deadline => {
+                retries.note(&e);
                 tokio::time::sleep(backoff.pause()).await;
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Why connections had to be retried, by kind (printed with the measurement).
+#[derive(Default)]
+struct Retries(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl Retries {
+    fn note(&self, e: &transport::ConnectError) {
+        let kind = match e {
+            transport::ConnectError::Busy { .. } => "refused (busy)".to_owned(),
+            transport::ConnectError::Timeout { .. } => "timed out".to_owned(),
+            other => other.to_string(),
+        };
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(kind).or_insert(0) += 1;
+    }
+
+    fn summary(&self) -> String {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_empty() {
+            return "no retries".into();
+        }
+        let parts: Vec<String> = m.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!("retried: {}", parts.join(", "))
     }
 }
 
@@ -142,13 +169,19 @@ async fn simulate(dir: ClusterDir, args: SimulateArgs) -> anyhow::Result<ExitCod
         args.workers,
         info.socket_addr()
     );
+    let retries = Arc::new(Retries::default());
     let mut connecting = JoinSet::new();
     for i in 0..args.workers {
-        let (endpoint, info, secret, gate) =
-            (endpoint.clone(), info.clone(), secret.clone(), gate.clone());
+        let (endpoint, info, secret, gate, retries) = (
+            endpoint.clone(),
+            info.clone(),
+            secret.clone(),
+            gate.clone(),
+            retries.clone(),
+        );
         connecting.spawn(async move {
             let _permit = gate.acquire_owned().await.ok();
-            (i, connect_one(&endpoint, &info, &secret).await)
+            (i, connect_one(&endpoint, &info, &secret, &retries).await)
         });
     }
     let mut failed = 0;
@@ -168,13 +201,18 @@ async fn simulate(dir: ClusterDir, args: SimulateArgs) -> anyhow::Result<ExitCod
     }
     let connect_seconds = t0.elapsed().as_secs_f64();
     if failed > 0 {
-        bail!("{failed} of {} connections failed", args.workers);
+        bail!(
+            "{failed} of {} connections failed ({})",
+            args.workers,
+            retries.summary()
+        );
     }
     // Let registrations land and the first reports settle before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     eprintln!(
-        "{} connected in {connect_seconds:.2} s; measuring the coordinator for {} s…",
+        "{} connected in {connect_seconds:.2} s ({}); measuring the coordinator for {} s…",
         live.load(Ordering::Relaxed),
+        retries.summary(),
         args.seconds
     );
     let pid = info.pid;

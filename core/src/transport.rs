@@ -45,8 +45,10 @@ use crate::security::{
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// A connection silent for this long is dead (a killed worker, a crashed coordinator).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client waits for the whole connect + handshake.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for the whole connect + handshake: a little more than the
+/// server's own deadline ([`HANDSHAKE_DEADLINE`]), past which the attempt is dead anyway and a
+/// new one (with backoff) is the way forward.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Flow control for a stranger: the handshake frames are a few hundred bytes.
 const UNAUTHED_RECEIVE_WINDOW: u32 = 64 * 1024;
@@ -358,7 +360,31 @@ pub fn server_endpoint(
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport_config(true)?));
-    Endpoint::server(config, bind).map_err(|source| TransportError::Bind { addr: bind, source })
+    endpoint(bind, Some(config))
+}
+
+/// The UDP socket's receive buffer we ask for (the kernel caps it at `net.core.rmem_max`). The
+/// default (~200 KiB) overflows when thousands of workers connect at once, and every dropped
+/// handshake packet costs a retransmission timeout or a whole connection attempt.
+const UDP_RECEIVE_BUFFER: usize = 8 << 20;
+
+fn endpoint(
+    bind: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<Endpoint, TransportError> {
+    let err = |source| TransportError::Bind { addr: bind, source };
+    let socket = std::net::UdpSocket::bind(bind).map_err(err)?;
+    // Best effort: a smaller buffer still works, it only drops more in a burst.
+    if let Ok(state) = quinn::udp::UdpSocketState::new((&socket).into()) {
+        let _ = state.set_recv_buffer_size((&socket).into(), UDP_RECEIVE_BUFFER);
+    }
+    Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(err)
 }
 
 /// A client endpoint on an ephemeral port of the same address family as `remote`. It never
@@ -368,7 +394,7 @@ pub fn client_endpoint(remote: SocketAddr) -> Result<Endpoint, TransportError> {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    Endpoint::client(bind).map_err(|source| TransportError::Bind { addr: bind, source })
+    endpoint(bind, None)
 }
 
 fn client_config(
