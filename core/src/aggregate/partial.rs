@@ -778,7 +778,6 @@ impl<'a> AccSink<'a, '_> {
         let spec: &'a Spec = self.acc.spec;
         let mut composite = std::mem::take(&mut self.acc.composite);
         composite.clear();
-        let mut parts = Vec::with_capacity(spec.keys.len());
         let mut problems = std::mem::take(&mut self.acc.problems);
         for (i, k) in spec.keys.iter().enumerate() {
             let mut ctx = Self::ctx(
@@ -789,15 +788,19 @@ impl<'a> AccSink<'a, '_> {
                 &mut problems,
                 (1 + i as u32).min(63),
             );
-            let v = expr::eval(k, &mut ctx);
-            let at = composite.len();
-            v.encode(&mut composite);
-            parts.push(composite[at..].to_vec());
+            expr::eval(k, &mut ctx).encode(&mut composite);
         }
         self.acc.problems = problems;
         let g = match self.acc.map.get(&composite[..]) {
             Some(&g) => g,
             None => {
+                // A new group: split the composite into its keys' encodings.
+                let mut parts = Vec::with_capacity(spec.keys.len());
+                let mut rest = &composite[..];
+                while let Some((_, r)) = Val::decode(rest) {
+                    parts.push(rest[..rest.len() - r.len()].to_vec());
+                    rest = r;
+                }
                 let g = self.acc.new_group(parts);
                 self.acc.map.insert(composite[..].into(), g);
                 g

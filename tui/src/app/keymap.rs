@@ -242,17 +242,17 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[code(KeyCode::Left)],
         label: "←",
-        contexts: &[C::Wizard],
+        contexts: &[C::Wizard, C::QueryForm],
         action: Action::Left,
-        help: "previous choice (partition, local/SLURM)",
+        help: "previous choice (partition, local/SLURM); earlier SQL query",
         hint: "",
     },
     Binding {
         keys: &[code(KeyCode::Right)],
         label: "→",
-        contexts: &[C::Wizard],
+        contexts: &[C::Wizard, C::QueryForm],
         action: Action::Right,
-        help: "next choice (partition, local/SLURM)",
+        help: "next choice (partition, local/SLURM); later SQL query",
         hint: "",
     },
     Binding {

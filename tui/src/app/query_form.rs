@@ -1,21 +1,32 @@
-//! The query form (`r` on the dashboard): files or globs, group-by columns, aggregates. Parsing
-//! into a `Query` is pure and names the part it could not read.
+//! The query form (`r` on the dashboard): files or globs, then either SQL (with the session's
+//! earlier SQL queries as history, ←/→) or group-by columns and aggregates. Parsing into a
+//! `Query` is pure and names the part it could not read.
 
-use corral_core::aggregate::{AggOp, Aggregate, Column, Query};
+use corral_core::aggregate::{AggOp, Aggregate, Column, Query, sql};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QField {
     Files,
+    Sql,
     GroupBy,
     Aggregates,
 }
 
-pub const QFIELDS: [QField; 3] = [QField::Files, QField::GroupBy, QField::Aggregates];
+pub const QFIELDS: [QField; 4] = [
+    QField::Files,
+    QField::Sql,
+    QField::GroupBy,
+    QField::Aggregates,
+];
+
+/// SQL queries kept as history.
+pub const HISTORY: usize = 20;
 
 impl QField {
     pub fn label(self) -> &'static str {
         match self {
             QField::Files => "Files or globs",
+            QField::Sql => "SQL",
             QField::GroupBy => "Group by",
             QField::Aggregates => "Aggregates",
         }
@@ -24,6 +35,7 @@ impl QField {
     pub fn hint(self) -> &'static str {
         match self {
             QField::Files => "space-separated, e.g. ~/taxi/*.csv",
+            QField::Sql => "SELECT …; replaces group by/aggregates; ←/→: history",
             QField::GroupBy => "column name(s), comma-separated",
             QField::Aggregates => "count, sum(col), mean(col), min(col), max(col)",
         }
@@ -34,9 +46,14 @@ impl QField {
 pub struct QueryForm {
     pub focus: usize,
     pub files: String,
+    pub sql: String,
     pub group_by: String,
     pub aggregates: String,
     pub error: Option<String>,
+    /// Earlier SQL queries, newest last, and which one the SQL field shows (None: the text
+    /// being typed).
+    pub history: Vec<String>,
+    pub hist_pos: Option<usize>,
 }
 
 impl Default for QueryForm {
@@ -45,9 +62,12 @@ impl Default for QueryForm {
         QueryForm {
             focus: 0,
             files: String::new(),
+            sql: String::new(),
             group_by: "payment_type".into(),
             aggregates: "count".into(),
             error: None,
+            history: Vec::new(),
+            hist_pos: None,
         }
     }
 }
@@ -55,9 +75,20 @@ impl Default for QueryForm {
 impl QueryForm {
     /// A form pre-filled from the last query run.
     pub fn from_query(q: &Query) -> QueryForm {
+        if let Some(sel) = &q.select {
+            // The SQL names its own files (FROM): the files field stays for extra ones.
+            return QueryForm {
+                focus: 1,
+                sql: sel.sql.clone(),
+                ..QueryForm::default()
+            };
+        }
         QueryForm {
             focus: 0,
             files: q.inputs.join(" "),
+            sql: String::new(),
+            history: Vec::new(),
+            hist_pos: None,
             group_by: q
                 .group_by
                 .iter()
@@ -78,9 +109,29 @@ impl QueryForm {
         QFIELDS[self.focus.min(QFIELDS.len() - 1)]
     }
 
+    /// ←/→ on the SQL field: an earlier (`back`) or later query of the history.
+    pub fn browse(&mut self, back: bool) {
+        if self.field() != QField::Sql || self.history.is_empty() {
+            return;
+        }
+        let n = self.history.len();
+        self.hist_pos = match (self.hist_pos, back) {
+            (None, true) => Some(n - 1),
+            (None, false) => None,
+            (Some(i), true) => Some(i.saturating_sub(1)),
+            (Some(i), false) if i + 1 < n => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        if let Some(i) = self.hist_pos {
+            self.sql = self.history[i].clone();
+        }
+        self.error = None;
+    }
+
     pub fn text_mut(&mut self) -> &mut String {
         match self.field() {
             QField::Files => &mut self.files,
+            QField::Sql => &mut self.sql,
             QField::GroupBy => &mut self.group_by,
             QField::Aggregates => &mut self.aggregates,
         }
@@ -89,6 +140,7 @@ impl QueryForm {
     pub fn value(&self, f: QField) -> &str {
         match f {
             QField::Files => &self.files,
+            QField::Sql => &self.sql,
             QField::GroupBy => &self.group_by,
             QField::Aggregates => &self.aggregates,
         }
@@ -97,6 +149,9 @@ impl QueryForm {
     /// The query, or what is wrong with the form.
     pub fn parse(&self) -> Result<Query, String> {
         let inputs: Vec<String> = self.files.split_whitespace().map(String::from).collect();
+        if !self.sql.trim().is_empty() {
+            return sql::compile(&self.sql, inputs, true, false).map_err(|e| e.to_string());
+        }
         if inputs.is_empty() {
             return Err("name at least one CSV file or glob".into());
         }
@@ -228,5 +283,38 @@ mod tests {
         );
         f.files.clear();
         assert!(f.parse().err().unwrap_or_default().contains("file"));
+    }
+}
+
+#[cfg(test)]
+mod sql_tests {
+    use super::*;
+
+    #[test]
+    fn sql_replaces_the_fields_and_history_browses() {
+        let mut f = QueryForm {
+            sql: "SELECT payment_type, count(*) FROM '/d/*.csv' GROUP BY 1".into(),
+            ..QueryForm::default()
+        };
+        let q = f.parse().expect("valid SQL");
+        assert_eq!(q.inputs, vec!["/d/*.csv".to_string()]);
+        assert!(q.select.is_some());
+        assert_eq!(QueryForm::from_query(&q).sql, f.sql);
+        f.sql = "SELECT k count(*) FROM 'x'".into();
+        let e = f.parse().expect_err("syntax");
+        assert!(e.contains("syntax error") && e.contains('^'), "{e}");
+
+        f.history = vec!["SELECT 1st".into(), "SELECT 2nd".into()];
+        f.focus = 1;
+        f.browse(true);
+        assert_eq!(f.sql, "SELECT 2nd");
+        f.browse(true);
+        f.browse(true);
+        assert_eq!(f.sql, "SELECT 1st");
+        f.browse(false);
+        assert_eq!(f.sql, "SELECT 2nd");
+        f.focus = 0;
+        f.browse(true);
+        assert_eq!(f.sql, "SELECT 2nd", "only the SQL field browses");
     }
 }

@@ -222,6 +222,8 @@ pub struct App {
     /// The cluster this session stops when it quits (`corral demo`'s own); the title bar
     /// says so, since everywhere else quitting leaves clusters running.
     pub stops_on_quit: Option<String>,
+    /// SQL queries run in this session, newest last (the query form's history).
+    pub sql_history: Vec<String>,
     pub quit: bool,
 }
 
@@ -241,6 +243,7 @@ impl App {
             color: true,
             clusters_dir_display: "~/.local/state/corral/clusters".into(),
             stops_on_quit: None,
+            sql_history: Vec::new(),
             quit: false,
         }
     }

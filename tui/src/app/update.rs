@@ -678,10 +678,11 @@ impl App {
                 vec![Cmd::ReadLogs { name }]
             }
             Action::Query => {
-                let form = a
+                let mut form = a
                     .last_query
                     .as_ref()
                     .map_or_else(QueryForm::default, QueryForm::from_query);
+                form.history = self.sql_history.clone();
                 self.popup = Some(Popup::QueryForm(form));
                 Vec::new()
             }
@@ -791,6 +792,8 @@ impl App {
         match action {
             Action::Down => form.focus = (form.focus + 1).min(QFIELDS.len() - 1),
             Action::Up => form.focus = form.focus.saturating_sub(1),
+            Action::Left => form.browse(true),
+            Action::Right => form.browse(false),
             Action::DeleteChar => {
                 form.text_mut().pop();
             }
@@ -809,6 +812,18 @@ impl App {
 
     /// Runs `query` on the attached cluster; the tasks pane follows it.
     fn run_query(&mut self, query: Query) -> Vec<Cmd> {
+        if self.attached.is_none() {
+            return Vec::new();
+        }
+        if let Some(sel) = &query.select {
+            self.sql_history.retain(|s| *s != sel.sql);
+            self.sql_history.push(sel.sql.clone());
+            let over = self
+                .sql_history
+                .len()
+                .saturating_sub(super::query_form::HISTORY);
+            self.sql_history.drain(..over);
+        }
         let Some(a) = self.attached.as_mut() else {
             return Vec::new();
         };

@@ -398,11 +398,28 @@ fn dashboard_keys() {
     ch(&mut app, 'r');
     key(&mut app, KeyCode::Tab);
     key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
     typed(&mut app, ", median(x)");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     assert!(matches!(&app.popup, Some(Popup::QueryForm(f)) if f.error.is_some()));
     key(&mut app, KeyCode::Esc);
     assert!(app.popup.is_none());
+    // SQL in the form runs as SQL, and becomes the form's history (←).
+    ch(&mut app, 'r');
+    key(&mut app, KeyCode::Tab);
+    let sql = "SELECT payment_type, count(*) FROM 'x.csv' GROUP BY 1";
+    typed(&mut app, sql);
+    let cmds = key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&cmds[..], [Cmd::RunQuery { query, .. }] if query.select.as_ref().is_some_and(|s| s.sql == sql)),
+        "{cmds:?}"
+    );
+    ch(&mut app, 'r');
+    assert!(matches!(&app.popup, Some(Popup::QueryForm(f)) if f.sql == sql && f.history == [sql]));
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Left);
+    assert!(matches!(&app.popup, Some(Popup::QueryForm(f)) if f.sql == sql));
+    key(&mut app, KeyCode::Esc);
     // + asks how many; digits only; Enter scales.
     ch(&mut app, '+');
     typed(&mut app, "x2");

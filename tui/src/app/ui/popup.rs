@@ -88,14 +88,21 @@ pub fn render(app: &App, popup: &Popup, theme: Theme, frame: &mut Frame, body: R
                     label,
                     Span::raw(format!(" {}{cursor}", form.value(*f))),
                 ]));
-                lines.push(Line::styled(
-                    format!("                  {}", f.hint()),
-                    theme.dim(),
-                ));
+                // Only the focused field's hint: the form fits 80×24 with four fields.
+                if focused {
+                    lines.push(Line::styled(
+                        format!("                  {}", f.hint()),
+                        theme.dim(),
+                    ));
+                }
             }
             lines.push(Line::raw(""));
             if let Some(e) = &form.error {
-                lines.push(Line::styled(format!("✗ {e}"), theme.error()));
+                // A SQL error's caret line sits under the query: keep its lines.
+                for (i, l) in e.lines().enumerate() {
+                    let mark = if i == 0 { "✗ " } else { "  " };
+                    lines.push(Line::styled(format!("{mark}{l}"), theme.error()));
+                }
             }
             lines.push(Line::from(vec![
                 Span::styled("Enter", theme.key()),
@@ -106,7 +113,10 @@ pub fn render(app: &App, popup: &Popup, theme: Theme, frame: &mut Frame, body: R
                 Span::raw(": close"),
             ]));
             let w = body.width.saturating_sub(4).min(90);
-            frame_popup(frame, centered(body, w, 11), "Query", theme, lines);
+            let h = 3
+                + 2 * QFIELDS.len() as u16
+                + form.error.as_ref().map_or(0, |e| e.lines().count() as u16);
+            frame_popup(frame, centered(body, w, h), "Query", theme, lines);
         }
         Popup::Logs {
             lines,
