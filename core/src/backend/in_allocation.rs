@@ -16,7 +16,6 @@ use super::{
     AgentExe, Backend, BackendError, Cluster, Kind, Observed, Ready, State, StopReport, Target,
     record_end,
 };
-use crate::cluster_dir::ClusterDir;
 use crate::cluster_record::{self, ClusterRecord};
 use crate::model::{ClusterSpec, JobId};
 use crate::slurm::Slurm;
@@ -129,10 +128,8 @@ impl Backend for InAllocation {
                 "--here runs inside a SLURM allocation, and SLURM_JOB_ID is not set".into(),
             ));
         };
-        let dir = ClusterDir::create(&spec.name)?;
-        dir.create_secret()?;
         let agent = AgentExe::find()?;
-        let record = ClusterRecord {
+        let mut cluster = Cluster::create(ClusterRecord {
             name: spec.name.clone(),
             workers: spec.workers,
             cores_per_worker: spec.cores_per_worker,
@@ -145,17 +142,12 @@ impl Backend for InAllocation {
                 srun_pid: 0,
             },
             stopped: None,
-        };
-        record.save(&dir)?;
-        let mut cluster = Cluster { dir, record };
+        })?;
         if let Err(e) = self
             .start_processes(&mut cluster, &agent, spec, events)
             .await
         {
-            let pids = cluster.record.pids();
-            procs::stop_all(&pids, cluster.dir.path(), Duration::ZERO).await;
-            let how = format!("failed to start: {e}");
-            let _ = record_end(&mut cluster, &how, "corral batch", &[], 0.0, false);
+            procs::abandon_start(&mut cluster, &e, "corral batch").await;
             return Err(e);
         }
         Ok(cluster)

@@ -213,10 +213,8 @@ impl Backend for Local {
     }
 
     async fn start(&self, spec: &ClusterSpec, events: &Events) -> Result<Cluster, BackendError> {
-        let dir = ClusterDir::create(&spec.name)?;
-        dir.create_secret()?;
         let agent = AgentExe::find()?;
-        let record = ClusterRecord {
+        let mut cluster = Cluster::create(ClusterRecord {
             name: spec.name.clone(),
             workers: 0,
             cores_per_worker: spec.cores_per_worker,
@@ -227,9 +225,7 @@ impl Backend for Local {
                 worker_pids: Vec::new(),
             },
             stopped: None,
-        };
-        record.save(&dir)?;
-        let mut cluster = Cluster { dir, record };
+        })?;
         let started = async {
             let mut words = agent.prefix.clone();
             words.extend([
@@ -271,11 +267,7 @@ impl Backend for Local {
             Ok::<(), BackendError>(())
         };
         if let Err(e) = started.await {
-            // Whatever was started is stopped again, and the record says why.
-            let pids = cluster.record.pids();
-            procs::stop_all(&pids, cluster.dir.path(), Duration::ZERO).await;
-            let how = format!("failed to start: {e}");
-            let _ = record_end(&mut cluster, &how, "corral", &[], 0.0, false);
+            procs::abandon_start(&mut cluster, &e, "corral").await;
             return Err(e);
         }
         Ok(cluster)

@@ -84,6 +84,15 @@ impl Cluster {
         Cluster::load(ClusterDir::open(name)?)
     }
 
+    /// Creates the directory of a new cluster (0700, its secret 0600) and its `spec.json`:
+    /// how every backend's clusters come to exist.
+    pub(crate) fn create(record: ClusterRecord) -> Result<Cluster, BackendError> {
+        let dir = ClusterDir::create(&record.name)?;
+        dir.create_secret()?;
+        record.save(&dir)?;
+        Ok(Cluster { dir, record })
+    }
+
     pub fn load(dir: ClusterDir) -> Result<Cluster, BackendError> {
         let record = ClusterRecord::load(&dir)?;
         Ok(Cluster { dir, record })

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::BackendError;
+use super::{BackendError, Cluster, record_end};
 use crate::cluster_dir::ClusterDir;
 use crate::procstat;
 
@@ -172,4 +172,13 @@ pub(crate) fn next_worker_log(dir: &ClusterDir, from: usize) -> (usize, String) 
 /// `logs/<name>`.
 pub(crate) fn log_path(dir: &ClusterDir, name: &str) -> PathBuf {
     dir.logs_dir().join(name)
+}
+
+/// A start that failed: whatever was started is stopped again, and the record says why
+/// (`by`: who started it).
+pub(crate) async fn abandon_start(cluster: &mut Cluster, error: &BackendError, by: &str) {
+    let pids = cluster.record.pids();
+    stop_all(&pids, cluster.dir.path(), Duration::ZERO).await;
+    let how = format!("failed to start: {error}");
+    let _ = record_end(cluster, &how, by, &[], 0.0, false);
 }

@@ -22,7 +22,6 @@ use super::{
     AgentExe, Backend, BackendError, Cluster, Kind, Observed, Ready, State, StopReport, Target,
     record_end,
 };
-use crate::cluster_dir::ClusterDir;
 use crate::cluster_record::{self, ClusterRecord};
 use crate::model::{ClusterSpec, JobId};
 use crate::slurm::lifecycle::{self, ClusterJobs, JobView, now_unix};
@@ -206,10 +205,8 @@ impl Backend for SlurmBackend {
     /// Creates the cluster directory and submits the head job: the one way a SLURM cluster
     /// comes to exist, for `corral up`, `corral batch` and the TUI alike.
     async fn start(&self, spec: &ClusterSpec, events: &Events) -> Result<Cluster, BackendError> {
-        let dir = ClusterDir::create(&spec.name)?;
-        dir.create_secret()?;
         let agent = self.agent.words();
-        let record = ClusterRecord {
+        let mut cluster = Cluster::create(ClusterRecord {
             name: spec.name.clone(),
             workers: spec.workers,
             cores_per_worker: spec.cores_per_worker,
@@ -219,9 +216,7 @@ impl Backend for SlurmBackend {
                 spec: spec.clone(),
             },
             stopped: None,
-        };
-        record.save(&dir)?;
-        let mut cluster = Cluster { dir, record };
+        })?;
         match lifecycle::submit(
             self.slurm.as_ref(),
             spec,

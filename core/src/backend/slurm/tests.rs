@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::cluster_dir::ClusterDir;
 use crate::model::Walltime;
 use crate::slurm::fake::FakeSlurm;
 
