@@ -68,7 +68,7 @@ pub(crate) use open::open_planned;
 pub use partial::{AggState, Group, Partial, SpanStats};
 pub use plan::{
     DEFAULT_PARTITION_BYTES, LOCAL_PARTITION_BYTES, MIN_PARTITION_BYTES, PARTITIONS_PER_CORE,
-    Parity, Partition, Plan, PlannedFile, partition_bytes_for, plan,
+    Parity, Partition, Plan, PlannedFile, is_glob_pattern, partition_bytes_for, plan,
 };
 pub use query::{AggCall, AggOp, Aggregate, Column, Query, Select};
 pub use result::{GroupRow, QueryResult, Value};

@@ -329,10 +329,6 @@ impl QueryReport {
     }
 }
 
-fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
 /// Makes a query's inputs independent of this process's working directory: relative paths
 /// become absolute, globs are expanded here (sorted, like the engine) into absolute paths. The
 /// coordinator and workers may run elsewhere (another node, another directory).
@@ -347,13 +343,8 @@ pub fn resolve_inputs(inputs: &[String], cwd: &Path) -> Result<Vec<String>, Clie
     };
     let mut out = Vec::new();
     for input in inputs {
-        let as_path = if Path::new(input).is_absolute() {
-            PathBuf::from(input)
-        } else {
-            cwd.join(input)
-        };
-        // A name that exists as written is a path even with glob characters (engine's rule).
-        if !has_glob(input) || as_path.exists() {
+        // The engine's rule (see `is_glob_pattern`): glob characters make a pattern, always.
+        if !crate::aggregate::is_glob_pattern(input) {
             out.push(abs(Path::new(input)));
             continue;
         }
@@ -397,6 +388,20 @@ mod tests {
             vec![abs]
         );
         assert!(resolve_inputs(&["*.parquet".into()], d.path()).is_err());
+        // A file literally named `*.csv` does not replace the glob: it is one of its matches;
+        // bracketed, the name means that file alone.
+        std::fs::write(d.path().join("*.csv"), "x\n").expect("write");
+        let got = resolve_inputs(&["*.csv".into()], d.path()).expect("resolve");
+        let names: Vec<String> = got
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(names, ["*.csv", "a.csv", "b.csv"]);
+        let got = resolve_inputs(&["[*].csv".into()], d.path()).expect("resolve");
+        assert_eq!(
+            got,
+            vec![d.path().join("*.csv").to_string_lossy().into_owned()]
+        );
         // A missing plain path is passed on: the coordinator names it.
         assert_eq!(
             resolve_inputs(&["missing.csv".into()], d.path()).expect("plain"),

@@ -586,7 +586,12 @@ fn partitions_for(files: &[PlannedFile], bytes: u64) -> Vec<Partition> {
     whole.iter().flat_map(|p| p.split(bytes)).collect()
 }
 
-fn is_glob(s: &str) -> bool {
+/// The one rule for inputs: an argument with a glob character (`*`, `?`, `[`) is a pattern,
+/// always — even when a file of that very name exists, so that a file named `*.csv` planted
+/// in a shared directory cannot stand in for the user's glob (the pattern matches it too, as
+/// one file among the others). To name such a file literally, bracket its special
+/// characters: `[*].csv`.
+pub fn is_glob_pattern(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
@@ -595,8 +600,7 @@ fn is_glob(s: &str) -> bool {
 fn expand_inputs(inputs: &[String], problems: &mut Vec<AggError>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for input in inputs {
-        // A name that exists as written is a path even if it contains glob characters.
-        if !is_glob(input) || Path::new(input).exists() {
+        if !is_glob_pattern(input) {
             out.push(PathBuf::from(input));
             continue;
         }
@@ -910,5 +914,43 @@ mod header_tests {
             let got = got.unwrap_or_else(|| outcome(p.feed(&bytes, true)));
             prop_assert_eq!(got, whole);
         }
+    }
+}
+
+#[cfg(test)]
+mod glob_rule_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_named_like_the_glob_does_not_replace_it() {
+        let d = tempfile::tempdir().expect("tmp");
+        for (n, body) in [
+            ("a.csv", "k\n1\n"),
+            ("b.csv", "k\n2\n"),
+            ("*.csv", "k\n9\n"),
+        ] {
+            std::fs::write(d.path().join(n), body).expect("write");
+        }
+        let names = |input: &str| -> Vec<String> {
+            let q = Query::value_counts(
+                vec![d.path().join(input).to_string_lossy().into_owned()],
+                Column::Name("k".into()),
+            );
+            plan(&q, 1 << 20)
+                .expect("plan")
+                .files
+                .iter()
+                .map(|f| {
+                    f.path
+                        .file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+        };
+        assert_eq!(names("*.csv"), ["*.csv", "a.csv", "b.csv"]);
+        assert_eq!(names("[*].csv"), ["*.csv"]);
+        assert_eq!(names("a.csv"), ["a.csv"]);
     }
 }
