@@ -144,8 +144,13 @@ impl ClusterDir {
 
     /// Opens the existing cluster `name` under [`crate::paths::clusters_dir`].
     pub fn open(name: &str) -> Result<Self, ClusterDirError> {
+        Self::open_in(&crate::paths::clusters_dir(), name)
+    }
+
+    /// Opens the existing cluster `name` under `parent`.
+    pub fn open_in(parent: &Path, name: &str) -> Result<Self, ClusterDirError> {
         validate_name(name)?;
-        Self::open_path(&crate::paths::clusters_dir().join(name))
+        Self::open_path(&parent.join(name))
     }
 
     /// Opens the cluster directory at `path` (what `corral-agent --cluster DIR` gets) after

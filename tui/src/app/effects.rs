@@ -38,8 +38,20 @@ use super::view::{Backend, CancelReport, ClusterRow, ClusterSnapshot, ClusterSta
 /// What every effect may use.
 struct Ctx {
     backends: Backends,
+    /// Where the clusters' directories are.
+    clusters: PathBuf,
     /// Where relative query inputs are resolved from (the directory corral started in).
     cwd: PathBuf,
+}
+
+impl Ctx {
+    fn dir(&self, name: &str) -> Result<ClusterDir, String> {
+        ClusterDir::open_in(&self.clusters, name).map_err(|e| e.to_string())
+    }
+
+    fn cluster(&self, name: &str) -> Result<Cluster, String> {
+        Cluster::load(self.dir(name)?).map_err(|e| e.to_string())
+    }
 }
 
 pub struct Effects {
@@ -54,11 +66,27 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 impl Effects {
     pub fn new(tx: mpsc::Sender<Msg>, config: Config) -> Effects {
+        Effects::with(
+            tx,
+            crate::progress::backends(&config),
+            paths::clusters_dir(),
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        )
+    }
+
+    /// Effects over these backends and clusters' directory (tests use a fake SLURM).
+    pub(super) fn with(
+        tx: mpsc::Sender<Msg>,
+        backends: Backends,
+        clusters: PathBuf,
+        cwd: PathBuf,
+    ) -> Effects {
         Effects {
             tx,
             ctx: Arc::new(Ctx {
-                backends: crate::progress::backends(&config),
-                cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+                backends,
+                clusters,
+                cwd,
             }),
             tasks: JoinSet::new(),
             watches: HashMap::new(),
@@ -106,7 +134,7 @@ impl Effects {
                 self.tasks.spawn(async move {
                     let mut rows = list_clusters(&ctx).await;
                     if let Ok(rows) = &mut rows {
-                        fill_connected(rows).await;
+                        fill_connected(&ctx, rows).await;
                     }
                     let _ = tx.send(Msg::Clusters(rows)).await;
                 });
@@ -139,9 +167,9 @@ impl Effects {
             }
             Cmd::RunQuery { name, query } => {
                 let tx = self.tx.clone();
-                let cwd = self.ctx.cwd.clone();
+                let ctx = Arc::clone(&self.ctx);
                 self.tasks.spawn(async move {
-                    let result = run_query(&tx, &name, query, &cwd).await;
+                    let result = run_query(&ctx, &tx, &name, query).await;
                     let _ = tx.send(Msg::QueryDone { name, result }).await;
                 });
             }
@@ -163,21 +191,18 @@ impl Effects {
             }
             Cmd::Sweep { name, query, cores } => {
                 let tx = self.tx.clone();
-                let cwd = self.ctx.cwd.clone();
+                let ctx = Arc::clone(&self.ctx);
                 self.tasks.spawn(async move {
-                    let result = sweep(&tx, &name, query, &cores, &cwd).await;
+                    let result = sweep(&ctx, &tx, &name, query, &cores).await;
                     let _ = tx.send(Msg::SweepDone { name, result }).await;
                 });
             }
-            Cmd::LoadHistory { name, query } => {
-                let cwd = self.ctx.cwd.clone();
-                self.blocking(move |_| {
-                    let points = ledger_points(&name, &query, &cwd);
-                    Msg::History { name, points }
-                })
-            }
-            Cmd::ReadLogs { name } => self.blocking(move |_| {
-                let result = read_logs(&name);
+            Cmd::LoadHistory { name, query } => self.blocking(move |ctx| {
+                let points = ledger_points(ctx, &name, &query);
+                Msg::History { name, points }
+            }),
+            Cmd::ReadLogs { name } => self.blocking(move |ctx| {
+                let result = read_logs(ctx, &name);
                 Msg::Logs { name, result }
             }),
         }
@@ -258,7 +283,7 @@ async fn stream(
     name: &str,
     mut context: convert::Context,
 ) -> Result<(), String> {
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
+    let dir = ctx.dir(name)?;
     let client = ClusterClient::connect(&dir)
         .await
         .map_err(|e| e.to_string())?;
@@ -306,7 +331,7 @@ fn agent() -> AgentExe {
 }
 
 async fn estimate(ctx: &Ctx, spec: &ClusterSpec) -> Result<String, String> {
-    let dir = paths::clusters_dir().join(&spec.name);
+    let dir = ctx.clusters.join(&spec.name);
     let script = template::render(spec, JobRole::Head, spec.workers, &dir, &agent().words())
         .map_err(|e| e.to_string())?;
     let est = ctx
@@ -342,13 +367,13 @@ async fn submit(ctx: &Ctx, spec: &ClusterSpec, backend: Backend) -> Result<(), S
 
 /// Runs `query` on `name`, posting progress; the result as the result table wants it.
 async fn run_query(
+    ctx: &Ctx,
     tx: &mpsc::Sender<Msg>,
     name: &str,
     mut query: Query,
-    cwd: &std::path::Path,
 ) -> Result<super::view::ResultView, String> {
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
-    query.inputs = resolve_inputs(&query.inputs, cwd).map_err(|e| e.to_string())?;
+    let dir = ctx.dir(name)?;
+    query.inputs = resolve_inputs(&query.inputs, &ctx.cwd).map_err(|e| e.to_string())?;
     let client = ClusterClient::connect(&dir)
         .await
         .map_err(|e| e.to_string())?;
@@ -385,14 +410,14 @@ async fn run_query(
 
 /// Runs `query` once per core count (the shared sweep, `crate::sweep`), posting each runtime.
 async fn sweep(
+    ctx: &Ctx,
     tx: &mpsc::Sender<Msg>,
     name: &str,
     mut query: Query,
     cores: &[u32],
-    cwd: &std::path::Path,
 ) -> Result<(), String> {
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
-    query.inputs = resolve_inputs(&query.inputs, cwd).map_err(|e| e.to_string())?;
+    let dir = ctx.dir(name)?;
+    query.inputs = resolve_inputs(&query.inputs, &ctx.cwd).map_err(|e| e.to_string())?;
     let on_step = |step: crate::sweep::Step| {
         let msg = Msg::SweepPoint {
             name: name.to_string(),
@@ -410,7 +435,7 @@ async fn sweep(
 /// job, or drains and cancels the newest ones (one shared path with `corral scale`); a local
 /// one starts or stops processes.
 async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> {
-    let mut cluster = Cluster::open(name).map_err(|e| e.to_string())?;
+    let mut cluster = ctx.cluster(name)?;
     let backend = ctx.backends.for_record(&cluster.record);
     let target =
         |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;
@@ -422,7 +447,9 @@ async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> 
 
 /// Stops a cluster through its backend: drained, its jobs cancelled or processes stopped.
 async fn cancel(ctx: Arc<Ctx>, name: &str) -> Result<CancelReport, String> {
-    let mut cluster = Cluster::open(name).map_err(|e| format!("{e}; nothing to cancel"))?;
+    let mut cluster = ctx
+        .cluster(name)
+        .map_err(|e| format!("{e}; nothing to cancel"))?;
     let backend = ctx.backends.for_record(&cluster.record);
     let report = backend
         .stop(&mut cluster, "corral TUI", &Events::none())
@@ -529,7 +556,7 @@ const CONNECTED_AT_ONCE: usize = 8;
 /// snapshot each, at most [`CONNECTED_AT_ONCE`] at a time, each bounded by
 /// [`CONNECTED_WITHIN`]. Home refreshes every few seconds only while it shows, so nothing is
 /// held open in between (an open connection would keep the idle TUI waking for keep-alives).
-async fn fill_connected(rows: &mut [ClusterRow]) {
+async fn fill_connected(ctx: &Arc<Ctx>, rows: &mut [ClusterRow]) {
     for r in rows.iter_mut() {
         // No coordinator listens (yet, or any more): no worker is connected.
         if matches!(
@@ -555,8 +582,9 @@ async fn fill_connected(rows: &mut [ClusterRow]) {
         while asking.len() < CONNECTED_AT_ONCE
             && let Some((i, name)) = todo.next()
         {
+            let ctx = Arc::clone(ctx);
             asking.spawn(async move {
-                let n = tokio::time::timeout(CONNECTED_WITHIN, live_workers(&name)).await;
+                let n = tokio::time::timeout(CONNECTED_WITHIN, live_workers(&ctx, &name)).await;
                 (i, n.ok().flatten())
             });
         }
@@ -573,8 +601,8 @@ async fn fill_connected(rows: &mut [ClusterRow]) {
 }
 
 /// The live workers of cluster `name`, from one snapshot of its coordinator.
-async fn live_workers(name: &str) -> Option<u32> {
-    let dir = ClusterDir::open(name).ok()?;
+async fn live_workers(ctx: &Ctx, name: &str) -> Option<u32> {
+    let dir = ctx.dir(name).ok()?;
     let client = ClusterClient::connect(&dir).await.ok()?;
     let snap = client.snapshot().await.ok()?;
     u32::try_from(snap.live_workers().count()).ok()
@@ -582,11 +610,11 @@ async fn live_workers(name: &str) -> Option<u32> {
 
 /// Every cluster directory → a Home row (SLURM clusters share one `squeue` answer).
 async fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
-    let names = ClusterDir::list_in(&paths::clusters_dir()).map_err(|e| e.to_string())?;
+    let names = ClusterDir::list_in(&ctx.clusters).map_err(|e| e.to_string())?;
     let now = now_unix();
     let mut rows = Vec::new();
     for name in names {
-        let cluster = match Cluster::open(&name) {
+        let cluster = match ctx.cluster(&name) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(cluster = %name, "skipping: {e}");
@@ -625,7 +653,7 @@ struct Look {
 }
 
 async fn look_at(ctx: &Ctx, name: &str) -> Look {
-    let cluster = match Cluster::open(name) {
+    let cluster = match ctx.cluster(name) {
         Ok(c) => c,
         Err(e) => {
             return Look {
@@ -702,15 +730,15 @@ async fn look_at(ctx: &Ctx, name: &str) -> Look {
 /// coordinator: one `"event": "query"` line per finished query with `query`, `cores`,
 /// `seconds`, `ok`). The ledger records resolved inputs, so `query` is resolved the same way
 /// first. Lines of another shape are skipped: history is not worth failing over.
-fn ledger_points(name: &str, query: &Query, cwd: &std::path::Path) -> Vec<Point> {
-    let Ok(dir) = ClusterDir::open(name) else {
+fn ledger_points(ctx: &Ctx, name: &str, query: &Query) -> Vec<Point> {
+    let Ok(dir) = ctx.dir(name) else {
         return Vec::new();
     };
     let Ok(text) = std::fs::read_to_string(dir.ledger_file()) else {
         return Vec::new();
     };
     let mut q = query.clone();
-    if let Ok(inputs) = resolve_inputs(&q.inputs, cwd) {
+    if let Ok(inputs) = resolve_inputs(&q.inputs, &ctx.cwd) {
         q.inputs = inputs;
     }
     let Ok(want) = serde_json::to_value(&q) else {
@@ -731,9 +759,9 @@ fn ledger_points(name: &str, query: &Query, cwd: &std::path::Path) -> Vec<Point>
 
 /// The last lines of every log of the cluster (head job output/error, agents' logs), newest
 /// file first.
-fn read_logs(name: &str) -> Result<Vec<String>, String> {
+fn read_logs(ctx: &Ctx, name: &str) -> Result<Vec<String>, String> {
     const TAIL: usize = 200;
-    let dir = ClusterDir::open(name).map_err(|e| e.to_string())?;
+    let dir = ctx.dir(name)?;
     let logs = dir.logs_dir();
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&logs)
         .map_err(|e| format!("{}: {e}", logs.display()))?
