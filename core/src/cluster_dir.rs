@@ -269,6 +269,26 @@ impl ClusterDir {
     /// Reads `coordinator.json`; [`ClusterDirError::CoordinatorNotStarted`] if it is absent.
     pub fn read_coordinator(&self) -> Result<CoordinatorInfo, ClusterDirError> {
         let path = self.coordinator_file();
+        // Whoever wrote it is who the client will trust with its proof and its queries: a file
+        // not ours (left by another user, or planted) is refused, not followed.
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            let uid = current_uid().map_err(io_err(Path::new("/proc/self/status")))?;
+            if meta.uid() != uid {
+                return Err(ClusterDirError::WrongOwner {
+                    path,
+                    owner: meta.uid(),
+                    uid,
+                });
+            }
+            if !meta.file_type().is_file() {
+                return Err(ClusterDirError::Io {
+                    path,
+                    source: io::Error::other(
+                        "not a regular file (corral does not follow symlinks here)",
+                    ),
+                });
+            }
+        }
         match read_json(&path) {
             Err(ClusterDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Err(ClusterDirError::CoordinatorNotStarted {
@@ -421,6 +441,28 @@ pub fn current_uid() -> io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coordinator_json_that_is_a_symlink_or_not_ours_is_refused() {
+        let t = tempfile::tempdir().expect("tmp");
+        let dir = ClusterDir::create_in(t.path(), "c").expect("dir");
+        let elsewhere = t.path().join("planted.json");
+        fs::write(&elsewhere, "{}").expect("write");
+        std::os::unix::fs::symlink(&elsewhere, dir.coordinator_file()).expect("symlink");
+        let err = dir.read_coordinator().expect_err("a symlink is refused");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        fs::remove_file(dir.coordinator_file()).expect("rm");
+        // Another user's file: only root can make one, so the test does when it can.
+        if current_uid().expect("uid") == 0 {
+            fs::write(dir.coordinator_file(), "{}").expect("write");
+            std::os::unix::fs::chown(dir.coordinator_file(), Some(4242), None).expect("chown");
+            let err = dir.read_coordinator().expect_err("not ours");
+            assert!(
+                matches!(err, ClusterDirError::WrongOwner { owner: 4242, .. }),
+                "{err}"
+            );
+        }
+    }
     use crate::security::{Secret, ServerIdentity};
 
     fn tmp() -> tempfile::TempDir {

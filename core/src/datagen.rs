@@ -391,10 +391,26 @@ fn partial_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.partial"))
 }
 
+/// Creates a `.partial` file afresh: a leftover of ours is removed first, and the new one is
+/// created exclusively and without following a symlink, so a link planted under that name in
+/// a shared output directory cannot make us write somewhere else.
+fn create_partial(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), GenError> {
     let partial = partial_path(dir, name);
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&partial)?;
+        let mut f = create_partial(&partial)?;
         f.write_all(data)?;
         f.sync_all()
     };
@@ -573,7 +589,7 @@ impl Writer<'_> {
             None => {
                 let name = file_name(file_index);
                 let partial = partial_path(&self.spec.out, &name);
-                let file = File::create(&partial).map_err(|source| GenError::Write {
+                let file = create_partial(&partial).map_err(|source| GenError::Write {
                     path: partial.clone(),
                     source,
                 })?;
@@ -675,6 +691,25 @@ fn finisher(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlink_planted_as_the_partial_file_is_not_followed() {
+        let d = tempfile::tempdir().expect("tmp");
+        let victim = d.path().join("victim");
+        fs::write(&victim, "precious").expect("write");
+        let partial = partial_path(d.path(), "x.csv");
+        std::os::unix::fs::symlink(&victim, &partial).expect("symlink");
+        let mut f = create_partial(&partial).expect("create");
+        f.write_all(b"generated").expect("write");
+        assert_eq!(fs::read_to_string(&victim).expect("read"), "precious");
+        assert_eq!(fs::read_to_string(&partial).expect("read"), "generated");
+        assert!(
+            !fs::symlink_metadata(&partial)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+    }
 
     fn spec(dir: &Path, files: usize, rows: u64, dirty: f64, threads: usize) -> TaxiSpec {
         TaxiSpec {
