@@ -42,6 +42,9 @@ pub const PLAN_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Planning (a stat and a header read per file) that takes longer fails the query: a file
 /// system that does not answer must not hold the cluster.
 pub const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
+/// A task without a result this long after it was assigned is failed on its worker and
+/// re-run elsewhere (a 64 MiB partition takes about a second; a stuck file system forever).
+pub const TASK_STALL: Duration = Duration::from_secs(300);
 /// Events waiting for the state task; connection tasks wait when it is full.
 const EVENT_QUEUE: usize = 4096;
 
@@ -56,6 +59,7 @@ pub struct CoordinatorOptions {
     pub heartbeat_timeout: Duration,
     pub plan_check_timeout: Duration,
     pub plan_timeout: Duration,
+    pub task_stall: Duration,
     pub server: ServerOptions,
 }
 
@@ -67,6 +71,7 @@ impl CoordinatorOptions {
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
             plan_check_timeout: PLAN_CHECK_TIMEOUT,
             plan_timeout: PLAN_TIMEOUT,
+            task_stall: TASK_STALL,
             server: ServerOptions::default(),
         }
     }
@@ -157,6 +162,7 @@ impl Coordinator {
                 heartbeat_timeout: opts.heartbeat_timeout,
                 plan_check_timeout: opts.plan_check_timeout,
                 plan_timeout: opts.plan_timeout,
+                task_stall: opts.task_stall,
                 ledger: Some(dir.ledger_file()),
             },
             events_tx.clone(),

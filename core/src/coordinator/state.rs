@@ -115,6 +115,8 @@ pub(crate) struct Config {
     pub plan_check_timeout: Duration,
     /// Planning (stat and header of every file) longer than this fails the query.
     pub plan_timeout: Duration,
+    /// A task without a result this long after its assignment fails on its worker.
+    pub task_stall: Duration,
     pub ledger: Option<PathBuf>,
 }
 

@@ -61,6 +61,8 @@ impl Harness {
                 heartbeat_timeout: Duration::from_secs(5),
                 plan_check_timeout: Duration::from_secs(5),
                 plan_timeout: Duration::from_secs(60),
+                // Shorter than the heartbeat timeout, so a test can pass it with a tick.
+                task_stall: Duration::from_secs(3),
                 ledger: None,
             },
             tx,
@@ -486,6 +488,72 @@ async fn a_gone_submitter_or_a_timeout_cancels_the_query() {
     };
     assert!(f.error.contains("timeout of 1 s"), "{}", f.error);
     assert!(h.inbox(1).contains(&ToWorker::Cancel { query: 2 }));
+}
+
+#[tokio::test]
+async fn a_task_stuck_on_its_worker_is_given_to_another_and_its_late_result_dropped() {
+    let d = tempfile::tempdir().expect("tmp");
+    let path = d.path().join("s.csv");
+    std::fs::write(&path, "k\n1\n2\n1\n").expect("write");
+    let q = Query::value_counts(
+        vec![path.to_string_lossy().into_owned()],
+        Column::Name("k".into()),
+    );
+    let mut h = Harness::new();
+    h.join(1);
+    let mut done = submit(&mut h, q.clone());
+    assert!(h.pump(&mut done).await.is_none());
+    // Worker 1 checks the plan, takes the one task and never answers for it.
+    let mut stuck = None;
+    for m in h.inbox(1) {
+        match m {
+            ToWorker::Plan { query, .. } => self_check(&mut h, 1, query),
+            ToWorker::Assign { tasks, .. } => stuck = tasks.first().copied(),
+            _ => {}
+        }
+    }
+    for m in h.inbox(1) {
+        if let ToWorker::Assign { tasks, .. } = m {
+            stuck = tasks.first().copied();
+        }
+    }
+    let stuck = stuck.expect("an assignment");
+    h.join(2);
+    // Past the stall deadline the task fails on worker 1 and goes to worker 2.
+    h.st.tick(std::time::Instant::now() + Duration::from_secs(4));
+    let mut answer = h.pump(&mut done).await;
+    for _ in 0..100 {
+        if answer.is_some() {
+            break;
+        }
+        h.work(2, usize::MAX);
+        answer = h.pump(&mut done).await;
+    }
+    let Some(ToClient::Done(report)) = answer else {
+        panic!("the stuck task must be re-run: {answer:?}");
+    };
+    assert_eq!(report.result.0, expected(&q));
+    assert!(
+        report.reruns.iter().any(|r| matches!(
+            &r.reason,
+            RerunReason::Failed { worker: 1, error } if error.contains("no result 3 s after")
+        )),
+        "{:?}",
+        report.reruns
+    );
+    // Its late result, when it finally comes, changes nothing.
+    let plan = aggregate::plan(&q, 64).expect("plan");
+    let partial = aggregate::run_partition(&plan, &stuck.partition).expect("run");
+    h.st.handle(Event::FromWorker {
+        id: 1,
+        msg: WorkerMsg::Result(Box::new(TaskResult {
+            query: 1,
+            task: stuck.task,
+            attempt: stuck.attempt,
+            partial,
+            seconds: 0.0,
+        })),
+    });
 }
 
 /// The whole stack in one process: coordinator, two workers, a client, over loopback QUIC.

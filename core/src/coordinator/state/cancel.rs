@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use crate::protocol::{QueryFailure, QueryId, ToClient};
+use crate::protocol::{QueryFailure, QueryId, TaskFailure, ToClient, WorkerId};
 
 use super::State;
 use super::run::Phase;
@@ -73,6 +73,44 @@ impl State {
         }
         for (id, why) in stop {
             self.cancel(id, &why);
+        }
+        self.stalled(now);
+    }
+
+    /// A task without a result long after it was assigned fails on its worker (and goes to
+    /// another): a worker stuck in a file system that does not answer must not hold the query
+    /// forever. Its late result, if it ever comes, is stale and dropped.
+    fn stalled(&mut self, now: Instant) {
+        let Some(run) = &self.run else { return };
+        if !matches!(run.phase, Phase::Running) {
+            return;
+        }
+        let limit = self.cfg.task_stall;
+        let query = run.id;
+        let late: Vec<(usize, WorkerId, u32)> = run
+            .assigned_at
+            .iter()
+            .filter(|(_, (_, _, at))| now.duration_since(*at) >= limit)
+            .map(|(task, (w, attempt, _))| (*task, *w, *attempt))
+            .collect();
+        for (task, worker, attempt) in late {
+            if let Some(run) = &mut self.run {
+                run.assigned_at.remove(&task);
+            }
+            let error = format!(
+                "no result {} after it was assigned (the worker may be stuck reading the file)",
+                human_secs(limit)
+            );
+            self.failed(
+                worker,
+                TaskFailure {
+                    query,
+                    task: task as u32,
+                    attempt,
+                    error,
+                    path: None,
+                },
+            );
         }
     }
 }

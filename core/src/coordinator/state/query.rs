@@ -94,6 +94,7 @@ impl State {
             parity: Vec::new(),
             merger: None,
             failed_on: HashMap::new(),
+            assigned_at: HashMap::new(),
             contributors: BTreeMap::new(),
             reruns: Vec::new(),
             bytes_done: 0,

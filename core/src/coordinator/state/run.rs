@@ -113,6 +113,8 @@ pub(super) struct Run {
     pub(super) parity: Vec<Parity>,
     pub(super) merger: Option<MergeThread>,
     pub(super) failed_on: HashMap<usize, BTreeSet<WorkerId>>,
+    /// Per task: the worker, attempt and time of its latest assignment (stall deadlines).
+    pub(super) assigned_at: HashMap<usize, (WorkerId, u32, Instant)>,
     pub(super) contributors: BTreeMap<WorkerId, u32>,
     pub(super) reruns: Vec<RerunNote>,
     pub(super) bytes_done: u64,

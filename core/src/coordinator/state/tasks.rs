@@ -1,6 +1,8 @@
 //! Handing tasks to workers with credits and taking their results back: coverage checks,
 //! quote-parity confirmation in file order, failures and re-runs.
 
+use std::time::Instant;
+
 use tracing::{debug, warn};
 
 use crate::protocol::{RerunReason, TaskAssignment, TaskFailure, TaskResult, ToWorker, WorkerId};
@@ -48,6 +50,10 @@ impl State {
             }
             w.credits -= got.len() as u32;
             w.assigned += got.len() as u32;
+            let now = Instant::now();
+            for a in &got {
+                run.assigned_at.insert(a.task, (id, a.attempt, now));
+            }
             let tasks: Vec<TaskAssignment> = got
                 .iter()
                 .map(|a| TaskAssignment {
@@ -82,6 +88,13 @@ impl State {
             task,
             attempt: r.attempt,
         };
+        if run
+            .assigned_at
+            .get(&task)
+            .is_some_and(|(_, n, _)| *n == r.attempt)
+        {
+            run.assigned_at.remove(&task);
+        }
         if run.sched.complete(id, a) == Outcome::Stale {
             debug!(
                 query = run.id,
@@ -200,6 +213,13 @@ impl State {
             .map(|w| w.reg.node.clone())
             .unwrap_or_default();
         warn!(worker = id, %node, task, error = %f.error, "task failed");
+        if run
+            .assigned_at
+            .get(&task)
+            .is_some_and(|(_, n, _)| *n == f.attempt)
+        {
+            run.assigned_at.remove(&task);
+        }
         let outcome = run.sched.fail(id, a, f.error.clone());
         let failed_on = run.failed_on.entry(task).or_default();
         failed_on.insert(id);
