@@ -1,10 +1,9 @@
 //! `corral-agent coordinator`: opens the cluster directory (refusing an insecure one), binds,
 //! serves until SIGTERM/SIGINT or a client's shutdown; SIGUSR1 marks the walltime ending.
 
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::coordinator::{Control, Coordinator, CoordinatorOptions};
 use corral_core::tasks::AbortOnDrop;
@@ -14,42 +13,11 @@ use tracing::info;
 use crate::cli::CoordinatorArgs;
 use crate::signals::{self, Sig};
 
-/// 127.0.0.1 outside SLURM; inside a SLURM job the node's first non-loopback address, which
-/// is what the workers on other nodes can reach.
-fn default_bind() -> anyhow::Result<IpAddr> {
-    if std::env::var_os("SLURM_JOB_ID").is_none() {
-        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    }
-    let host = corral_core::cluster_dir::hostname();
-    let addrs = (host.as_str(), 0)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve this node's name {host:?}; pass --bind IP"))?;
-    let mut all: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-    all.sort_by_key(|ip| !ip.is_ipv4());
-    match all.iter().find(|ip| !ip.is_loopback()) {
-        Some(ip) => Ok(*ip),
-        // Emulated nodes sharing one host (and single-node sites) name themselves loopback;
-        // listening there is still reachable from every "node". Say so, because on a real
-        // multi-host allocation workers elsewhere would not get through.
-        None => match all.first() {
-            Some(ip) => {
-                tracing::warn!(
-                    "{host:?} resolves only to loopback ({ip}); listening there, so only workers on                      this host can connect (pass --bind with the node's cluster address otherwise)"
-                );
-                Ok(*ip)
-            }
-            None => bail!(
-                "{host:?} resolves to no address; pass --bind with the node's cluster address"
-            ),
-        },
-    }
-}
-
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open_path(&args.cluster)?;
     let bind = match args.bind {
         Some(b) => b,
-        None => default_bind()?,
+        None => corral_core::netaddr::listen_address()?,
     };
     let mut opts = CoordinatorOptions::new(bind);
     if let Some(p) = args.partition_bytes {

@@ -5,6 +5,7 @@
 //! - [`config`]: layered configuration (site file, user file, `CORRAL_*` env), unknown keys
 //!   rejected by name.
 //! - [`logging`]: `tracing` setup shared by the binaries (file or stderr, never the TUI's screen).
+//! - [`netaddr`]: the coordinator's listening address (the one other nodes reach it by).
 //! - [`model`]: job ids, walltimes and what a user asks for (`ClusterSpec`).
 //! - [`slurm`]: the SLURM client (trait + command-line tools), limits validation, pending reasons.
 //! - [`threads`]: how many CPU threads this process may use (SLURM allocation or the machine).
@@ -38,6 +39,7 @@ pub mod datagen;
 pub mod logging;
 pub mod mmap;
 pub mod model;
+pub mod netaddr;
 pub mod paths;
 pub mod procstat;
 pub mod protocol;

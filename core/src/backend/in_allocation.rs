@@ -76,6 +76,7 @@ impl InAllocation {
             format!("--ntasks={}", spec.workers),
             format!("--cpus-per-task={}", spec.cores_per_worker),
             "--kill-on-bad-exit=0".into(),
+            "--no-kill".into(),
         ];
         args.extend(agent.words());
         args.extend(["worker".into(), "--cluster".into(), path]);
