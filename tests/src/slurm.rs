@@ -104,6 +104,55 @@ pub fn require() -> Option<Slurm> {
     }
 }
 
+/// Where `scripts/test` starts the hosts-mode bed (each node its own network namespace) when
+/// `CORRAL_TESTBED_HOSTS_DIR` is not set.
+pub const DEFAULT_HOSTS_DIR: &str = "/tmp/corral-slurm-hosts";
+
+/// The hosts-mode test bed (`CORRAL_TESTBED_NET=hosts`: nodes n1..n3 in network namespaces on a
+/// private bridge), as [`require`] finds the shared one: under CI a missing bed fails the test.
+pub fn require_hosts() -> Option<Slurm> {
+    static PROBE: OnceLock<Result<Slurm, String>> = OnceLock::new();
+    let probe = || {
+        let dir = std::env::var_os("CORRAL_TESTBED_HOSTS_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_HOSTS_DIR));
+        from_env_file(&dir.join("env")).and_then(|s| {
+            if s.var("CORRAL_TESTBED_NET") == Some("hosts") {
+                Ok(s)
+            } else {
+                Err(format!("{} is not a hosts-mode bed", dir.display()))
+            }
+        })
+    };
+    match PROBE.get_or_init(probe) {
+        Ok(slurm) => Some(slurm.clone()),
+        Err(why) if crate::in_ci() => panic!(
+            "the hosts-mode SLURM test bed is not reachable, and CI is set: {why}
+scripts/test \
+             starts it (CORRAL_TESTBED_NET=hosts scripts/slurm-test-cluster up with its own \
+             CORRAL_TESTBED_DIR and CORRAL_TESTBED_PORT)."
+        ),
+        Err(why) => {
+            eprintln!("skipping: the hosts-mode SLURM test bed is not running\n  {why}");
+            None
+        }
+    }
+}
+
+fn from_env_file(file: &Path) -> Result<Slurm, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let env = parse_env_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let slurm = Slurm {
+        env,
+        source: file.display().to_string(),
+    };
+    slurm
+        .ping()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(slurm)
+}
+
 /// Tries the bed's env file, then the process environment's `SLURM_CONF`.
 fn probe() -> Result<Slurm, String> {
     let mut reasons = Vec::new();

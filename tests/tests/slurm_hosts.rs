@@ -1,0 +1,187 @@
+//! corral across a real network: the hosts-mode test bed (`CORRAL_TESTBED_NET=hosts`), where
+//! every node n1..n3 is its own network and UTS namespace with its own address on a private
+//! bridge and the login side (this test) is the root namespace. The coordinator must listen on
+//! its node's bridge address, and one node's death mid-query must not be the cluster's: the
+//! result stays exact, and the coordinator and the workers on the healthy node keep running
+//! after SLURM declares the node DOWN (no requeue, no new empty cluster).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use corral_tests::cluster::{Env, wait_for};
+use corral_tests::expect::{counts_in, expected_counts};
+use corral_tests::on_slurm::OnSlurm;
+use corral_tests::slurm;
+
+/// Every pid in network namespace `ns`.
+fn pids_in(ns: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Brings the bed back whole after a test killed one of its nodes: `up` with the knobs the
+/// bed's env file records restarts an unhealthy bed.
+struct HealBed<'a>(&'a slurm::Slurm);
+
+impl Drop for HealBed<'_> {
+    fn drop(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-test-cluster");
+        let mut up = std::process::Command::new(script);
+        up.arg("up").stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in self.0.env() {
+            if k.starts_with("CORRAL_TESTBED_") {
+                up.env(k, v);
+            }
+        }
+        let _ = up.status();
+    }
+}
+
+#[test]
+fn slurm_hosts_a_node_dies_mid_query_and_the_cluster_goes_on_exact() {
+    let Some(bed) = slurm::require_hosts() else {
+        return;
+    };
+    let prefix = bed
+        .var("CORRAL_TESTBED_NS_PREFIX")
+        .expect("the hosts bed names its namespaces")
+        .to_string();
+    let env = Env::new("hosts-death");
+    let on = OnSlurm::new(&env, &bed);
+    let data = env.gen_taxi("taxi", 6, 60_000, 0.0);
+    let _down = on.down_on_drop("nd");
+    // 3 workers × 2 cores on nodes of 4 CPUs: the head job spans two nodes. Each task waits
+    // a little, so the query is still running when a node dies.
+    let up = on.env.run_cmd(
+        on.corral(&[
+            "up",
+            "--name",
+            "nd",
+            "--workers",
+            "3",
+            "--cores",
+            "2",
+            "--yes",
+            "--json",
+            "--timeout",
+            "90s",
+        ])
+        .env("CORRAL_WORKER_TEST_DELAY_MS", "150"),
+    );
+    assert!(up.success(), "{up}");
+    let v: serde_json::Value = serde_json::from_str(&up.stdout).expect("up --json");
+    let coordinator = v["coordinator"].as_str().unwrap_or_default().to_string();
+    // The address other nodes reach it by: on the bridge, never loopback.
+    assert!(
+        coordinator.starts_with("10.77.0.") && !coordinator.starts_with("127."),
+        "{up}"
+    );
+    let info = std::fs::read_to_string(env.cluster_dir("nd").join("coordinator.json"))
+        .expect("coordinator.json");
+    assert!(info.contains("\"address\": \"10.77.0."), "{info}");
+
+    let query = on
+        .corral(&[
+            "query",
+            "nd",
+            "--by",
+            "payment_type",
+            "--partition-bytes",
+            "1000000",
+            "--json",
+            &format!("{}/*.csv", data.display()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("query starts");
+    // Once work is done on both nodes, every process of a node without the coordinator dies,
+    // slurmd included.
+    let mut victim_node = String::new();
+    let started = wait_for(Duration::from_secs(60), || {
+        let s = on.status("nd");
+        let coord_node = s["snapshot"]["coordinator_node"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let busy = s["snapshot"]["tasks"]["done"].as_u64().unwrap_or(0) >= 4;
+        if let Some(w) = s["snapshot"]["workers"].as_array().and_then(|ws| {
+            ws.iter()
+                .find(|w| w["node"].as_str().is_some_and(|n| n != coord_node))
+        }) {
+            victim_node = w["node"].as_str().unwrap_or("").to_string();
+        }
+        busy && !victim_node.is_empty()
+    });
+    assert!(started, "the query never got going on two nodes");
+    let ns = format!("{prefix}{}", victim_node.trim_start_matches('n'));
+    let pids = pids_in(&ns);
+    assert!(!pids.is_empty(), "nothing runs in {ns}");
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(&pids)
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _heal = HealBed(&bed);
+
+    // The query finishes exact: the dead node's partitions ran again elsewhere.
+    let out = query.wait_with_output().expect("query ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counts_in(&stdout), expected_counts(&data), "{stdout}");
+
+    // SLURM declares the node DOWN (SlurmdTimeout 10 s on the bed)...
+    let down = wait_for(Duration::from_secs(90), || {
+        bed.run_ok("sinfo", &["-h", "-N", "-n", &victim_node, "-o", "%t"])
+            .map(|o| o.stdout.trim().starts_with("down"))
+            .unwrap_or(false)
+    });
+    assert!(down, "{victim_node} was never declared down");
+    // ...and the cluster is still the same cluster: the head job runs (not requeued), the
+    // coordinator answers, and the dead node's workers are shown lost, with the node's name.
+    std::thread::sleep(Duration::from_secs(3));
+    let s = on.status("nd");
+    assert_eq!(s["state"], "running", "{s}");
+    let job = on.job_ids("nd")[0].to_string();
+    let state = bed
+        .run_ok("squeue", &["-h", "-j", &job, "-o", "%T"])
+        .expect("squeue");
+    assert_eq!(state.stdout.trim(), "RUNNING", "{state}");
+    let workers = s["snapshot"]["workers"].as_array().expect("workers");
+    assert!(
+        workers
+            .iter()
+            .filter(|w| w["node"] == victim_node.as_str())
+            .all(|w| w["state"] == "Dead"),
+        "{s}"
+    );
+    assert!(
+        workers
+            .iter()
+            .any(|w| w["node"] != victim_node.as_str() && w["state"] == "Alive"),
+        "{s}"
+    );
+    // A query after the loss is exact too, on what is left.
+    let again = on.run(&[
+        "query",
+        "nd",
+        "--by",
+        "payment_type",
+        "--json",
+        &format!("{}/*.csv", data.display()),
+    ]);
+    assert!(again.success(), "{again}");
+    assert_eq!(counts_in(&again.stdout), expected_counts(&data), "{again}");
+}
