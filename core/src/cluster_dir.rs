@@ -38,6 +38,15 @@ pub enum ClusterDirError {
     AlreadyExists { name: String, path: PathBuf },
     #[error("no cluster directory at {path}; `corral ls` lists your clusters")]
     NotFound { path: PathBuf },
+    /// A name that is not one of the user's clusters, with the closest that is.
+    #[error("no cluster named {name:?}; {}", known_hint(closest, known))]
+    NoSuchCluster {
+        name: String,
+        /// The existing name closest to it, when it is close enough to be a typo.
+        closest: Option<String>,
+        /// The existing names (all of them, sorted).
+        known: Vec<String>,
+    },
     #[error("{path} is not a directory (corral does not follow symlinks here)")]
     NotADirectory { path: PathBuf },
     #[error(
@@ -60,9 +69,35 @@ pub enum ClusterDirError {
     },
     #[error("the coordinator of {path} has not started yet (no coordinator.json)")]
     CoordinatorNotStarted { path: PathBuf },
+    /// The cluster was stopped (or found ended): nothing listens for it any more.
+    #[error(
+        "cluster {name} is down since {} ({how}); `corral up --name {name}` starts a new one",
+        crate::coordinator::ledger::rfc3339(at_unix * 1000)
+    )]
+    Ended {
+        name: String,
+        at_unix: u64,
+        how: String,
+    },
     /// The secret file was refused or unreadable (the error names the file).
     #[error(transparent)]
     Security(#[from] SecurityError),
+}
+
+/// How many names an unknown-name error lists when none is close.
+const NAMES_LISTED: usize = 5;
+
+fn known_hint(closest: &Option<String>, known: &[String]) -> String {
+    match closest {
+        Some(c) => format!("did you mean {c:?}? (`corral ls` lists yours)"),
+        None if known.is_empty() => "you have no clusters yet (`corral up` starts one)".into(),
+        None if known.len() <= NAMES_LISTED => format!("yours are: {}", known.join(", ")),
+        None => format!(
+            "yours include {}, … ({} in all; `corral ls` lists them)",
+            known[..NAMES_LISTED].join(", "),
+            known.len()
+        ),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ClusterDirError + '_ {
@@ -150,7 +185,17 @@ impl ClusterDir {
     /// Opens the existing cluster `name` under `parent`.
     pub fn open_in(parent: &Path, name: &str) -> Result<Self, ClusterDirError> {
         validate_name(name)?;
-        Self::open_path(&parent.join(name))
+        match Self::open_path(&parent.join(name)) {
+            Err(ClusterDirError::NotFound { .. }) => {
+                let known = Self::list_in(parent).unwrap_or_default();
+                Err(ClusterDirError::NoSuchCluster {
+                    name: name.to_owned(),
+                    closest: crate::aggregate::error::closest(name, &known).cloned(),
+                    known,
+                })
+            }
+            other => other,
+        }
     }
 
     /// Opens the cluster directory at `path` (what `corral-agent --cluster DIR` gets) after
@@ -291,8 +336,19 @@ impl ClusterDir {
         }
         match read_json(&path) {
             Err(ClusterDirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                Err(ClusterDirError::CoordinatorNotStarted {
-                    path: self.path.clone(),
+                // No coordinator.json: either not started yet, or removed when it ended.
+                let stopped = crate::cluster_record::ClusterRecord::load(self)
+                    .ok()
+                    .and_then(|r| r.stopped);
+                Err(match stopped {
+                    Some(s) => ClusterDirError::Ended {
+                        name: self.name(),
+                        at_unix: s.at_unix,
+                        how: s.how,
+                    },
+                    None => ClusterDirError::CoordinatorNotStarted {
+                        path: self.path.clone(),
+                    },
                 })
             }
             other => other,
@@ -543,6 +599,28 @@ mod tests {
             ClusterDir::open_path(&t.path().join("nope")),
             Err(ClusterDirError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn an_unknown_name_says_the_closest_known_one() {
+        let t = tmp();
+        let none = ClusterDir::open_in(t.path(), "lab").expect_err("no clusters yet");
+        assert_eq!(
+            none.to_string(),
+            "no cluster named \"lab\"; you have no clusters yet (`corral up` starts one)"
+        );
+        ClusterDir::create_in(t.path(), "taxi-8").expect("create");
+        ClusterDir::create_in(t.path(), "lab").expect("create");
+        let typo = ClusterDir::open_in(t.path(), "taxi8").expect_err("unknown");
+        assert_eq!(
+            typo.to_string(),
+            "no cluster named \"taxi8\"; did you mean \"taxi-8\"? (`corral ls` lists yours)"
+        );
+        let far = ClusterDir::open_in(t.path(), "nosuch").expect_err("unknown");
+        assert_eq!(
+            far.to_string(),
+            "no cluster named \"nosuch\"; yours are: lab, taxi-8"
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
-//! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown).
+//! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown), and
+//!   counts in words (`1 worker`, `2 workers`).
 pub mod aggregate;
 pub mod backend;
 pub mod client;

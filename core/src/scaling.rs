@@ -125,17 +125,21 @@ pub fn analyze(points: &[Point], threshold: f64) -> Analysis {
     let last = analyzed[analyzed.len() - 1];
     let recommendation = match (analyzed.len(), knee) {
         (1, _) => format!(
-            "one run so far ({} cores, {:.1} s): run a sweep to see how it scales",
-            first.cores, first.seconds
+            "one run so far ({}, {:.1} s): run a sweep to see how it scales",
+            crate::text::count(first.cores, "core"),
+            first.seconds
         ),
         (_, Some(k)) if k == first.cores => format!(
             "more cores barely help: beyond {k} core{} each doubling saves < {pct} %",
             if k == 1 { "" } else { "s" }
         ),
-        (_, Some(k)) => format!("beyond {k} cores each doubling saves < {pct} %: use {k} cores"),
+        (_, Some(k)) => format!(
+            "beyond {} each doubling saves < {pct} %: use {k} cores",
+            crate::text::count(k, "core")
+        ),
         (_, None) => format!(
-            "still scaling at {} cores ({:.0} % efficient): more cores would still help",
-            last.cores,
+            "still scaling at {} ({:.0} % efficient): more cores would still help",
+            crate::text::count(last.cores, "core"),
             last.efficiency * 100.0
         ),
     };

@@ -40,9 +40,38 @@ pub fn path_safe(p: &std::path::Path) -> String {
     terminal_safe(&p.to_string_lossy()).into_owned()
 }
 
+/// `n` and the noun, plural when `n` is not 1: `count(1, "worker")` is "1 worker",
+/// `count(3, "query")` "3 queries", `count(0, "CPU")` "0 CPUs". One rule for every count
+/// corral prints in words.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let bytes = noun.as_bytes();
+    let consonant_y = bytes.len() >= 2
+        && bytes[bytes.len() - 1] == b'y'
+        && !b"aeiou".contains(&bytes[bytes.len() - 2]);
+    if consonant_y {
+        format!("{n} {}ies", &noun[..noun.len() - 1])
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(count(1u32, "worker"), "1 worker");
+        assert_eq!(count(0u32, "worker"), "0 workers");
+        assert_eq!(count(2u64, "CPU"), "2 CPUs");
+        assert_eq!(count(1u32, "query"), "1 query");
+        assert_eq!(count(3u32, "query"), "3 queries");
+        assert_eq!(count(2u32, "day"), "2 days");
+    }
 
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {

@@ -52,7 +52,15 @@ fn slurm_up_eight_by_two_query_exact_then_down_leaves_nothing() {
     let (out, guard) = up(
         on,
         "eight",
-        &["--workers", "8", "--cores", "2", "--days", "1"],
+        &[
+            "--workers",
+            "8",
+            "--cores",
+            "2",
+            "--days",
+            "1",
+            "--show-script",
+        ],
     );
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("workers=8 cores=16"), "{out}");

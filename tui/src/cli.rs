@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::app::runtime::UiFlags;
 use crate::cmd;
 
 /// Launch, watch, scale and cancel compute clusters on SLURM — and aggregate CSVs with them.
@@ -12,13 +13,8 @@ use crate::cmd;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Colour in the terminal UI: auto (off when NO_COLOR is set), always or never. State and
-    /// selection stay visible without colour (symbols, bold).
-    #[arg(long, global = true, value_enum, default_value = "auto")]
-    pub color: crate::app::runtime::ColorChoice,
-    /// Do not capture the mouse in the terminal UI (keeps the terminal's own text selection).
-    #[arg(long, global = true)]
-    pub no_mouse: bool,
+    #[command(flatten)]
+    pub ui: UiFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +60,8 @@ pub enum Command {
     Attach {
         /// The cluster's name, as `corral` (Home) lists it.
         name: String,
+        #[command(flatten)]
+        ui: UiFlags,
     },
     /// Time drawing a 1,000-worker dashboard off-screen (a benchmark, prints ms/frame).
     #[command(hide = true)]
@@ -95,14 +93,21 @@ pub fn run_agent(cli: &Cli) -> Option<ExitCode> {
 pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     // The terminal UI logs to a file (stderr is the screen it draws on), so it is started
     // before stderr logging is installed.
+    let top = cli.ui;
+    let ui = match &cli.command {
+        Some(Command::Attach { ui, .. }) => ui.over(top),
+        Some(Command::Up(args)) => args.ui.over(top),
+        Some(Command::Demo(args)) => args.ui.over(top),
+        _ => UiFlags::default().over(top),
+    };
     let start = match &cli.command {
         None => Some(crate::app::Start::Home),
-        Some(Command::Attach { name }) => Some(crate::app::Start::Attach(name.clone())),
+        Some(Command::Attach { name, .. }) => {
+            // An unknown name is a typo to point out, not an empty dashboard to open.
+            corral_core::cluster_dir::ClusterDir::open(name)?;
+            Some(crate::app::Start::Attach(name.clone()))
+        }
         _ => None,
-    };
-    let ui = crate::app::runtime::Ui {
-        color: cli.color,
-        mouse: !cli.no_mouse,
     };
     if let Some(start) = start {
         rt.block_on(crate::app::run(ui.options(start)))?;
@@ -143,5 +148,44 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         }
         // Handled before the runtime existed (agents), or above (the terminal UI).
         Some(Command::Agent { .. }) | None | Some(Command::Attach { .. }) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn has(c: &clap::Command, id: &str) -> bool {
+        c.get_arguments().any(|a| a.get_id() == id)
+    }
+
+    #[test]
+    fn the_tui_flags_are_offered_only_where_a_tui_opens() {
+        let cli = Cli::command();
+        assert!(has(&cli, "color") && has(&cli, "no_mouse"));
+        for sub in cli.get_subcommands() {
+            let opens = matches!(sub.get_name(), "up" | "demo" | "attach");
+            assert_eq!(has(sub, "color"), opens, "--color on {}", sub.get_name());
+            assert_eq!(has(sub, "no_mouse"), opens, "--no-mouse on {}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn tui_flags_mean_the_same_before_and_after_the_subcommand() {
+        use crate::app::runtime::ColorChoice;
+        for argv in [
+            &["corral", "--color", "never", "--no-mouse", "attach", "lab"][..],
+            &["corral", "attach", "lab", "--color", "never", "--no-mouse"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let Some(Command::Attach { ui, .. }) = cli.command else {
+                panic!("attach expected");
+            };
+            let got = ui.over(cli.ui);
+            assert_eq!(got.color, ColorChoice::Never, "{argv:?}");
+            assert!(!got.mouse, "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["corral", "ls", "--no-mouse"]).is_err());
     }
 }

@@ -56,8 +56,8 @@ impl Event {
     pub fn words(&self) -> String {
         match self {
             Event::Submitted { job, workers } => format!(
-                "submitted job {job} ({workers} worker{})",
-                if *workers == 1 { "" } else { "s" }
+                "submitted job {job} ({})",
+                crate::text::count(*workers, "worker")
             ),
             Event::Started { processes } => format!(
                 "started {processes} process{} on this machine",

@@ -114,7 +114,10 @@ pub(crate) async fn drain_pids(dir: &ClusterDir, pids: &[u32], events: &Events) 
     };
     events
         .emit(Event::Step {
-            words: format!("draining {} worker(s)", drained.len()),
+            words: format!(
+                "draining {}",
+                crate::text::count(drained.len() as u64, "worker")
+            ),
         })
         .await;
     until_idle(&client, &drained).await;

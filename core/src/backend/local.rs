@@ -107,9 +107,9 @@ impl Local {
         let live = live_workers(&cluster.dir, &cluster.record);
         if remove as usize >= live.len() {
             return Err(BackendError::Failed(format!(
-                "cluster {} has {} live worker(s); it keeps at least 1 (`corral down {0}` stops it)",
+                "cluster {} has {} live; it keeps at least 1 (`corral down {0}` stops it)",
                 cluster.record.name,
-                live.len()
+                crate::text::count(live.len() as u64, "worker")
             )));
         }
         let victims: Vec<u32> = live[live.len() - remove as usize..].to_vec();
@@ -191,15 +191,17 @@ pub(crate) async fn wait_workers(
             .find(|(p, _)| !procstat::runs_for(*p, dir.path()))
         {
             return Err(BackendError::Failed(format!(
-                "process {pid} of the cluster exited before {want} workers connected ({} did):\n{}",
+                "process {pid} of the cluster exited before {} connected ({} did):\n{}",
+                crate::text::count(want, "worker"),
                 seen.unwrap_or(0),
                 log_tail(&log_path(dir, log), 10)
             )));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(BackendError::Failed(format!(
-                "only {} of {want} workers connected within {limit:?}; see {}",
+                "only {} of {} connected within {limit:?}; see {}",
                 seen.unwrap_or(0),
+                crate::text::count(want, "worker"),
                 dir.logs_dir().display()
             )));
         }
@@ -341,13 +343,14 @@ impl Backend for Local {
             };
             wait_workers(&cluster.dir, want, WORKERS_CONNECT, &added, events).await?;
             return Ok(format!(
-                "started {} worker(s), all connected ({now} → {want})",
-                want - now
+                "started {}, all connected ({now} → {want})",
+                crate::text::count(want - now, "worker")
             ));
         }
         let (drained, stopped, killed) = self.remove_workers(cluster, now - want, events).await?;
         Ok(format!(
-            "stopped {stopped} worker(s) ({drained} drained first{}) ({now} → {want})",
+            "stopped {} ({drained} drained first{}) ({now} → {want})",
+            crate::text::count(stopped as u64, "worker"),
             if killed > 0 {
                 format!(", {killed} had to be killed")
             } else {

@@ -270,8 +270,9 @@ pub fn pending_message(
             );
         } else if free < u64::from(spec.workers) {
             msg = format!(
-                "pending, reason: Resources — partition {} is busy; {free} workers would fit now (corral up --workers {free})",
-                p.name
+                "pending, reason: Resources — partition {} is busy; {} would fit now (corral up --workers {free})",
+                p.name,
+                crate::text::count(free, "worker")
             );
         }
     }

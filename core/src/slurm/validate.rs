@@ -211,10 +211,10 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
         push(
             Field::Cores,
             format!(
-                "{} allows at most {} CPUs per node: at most {} cores per worker there{}",
+                "{} allows at most {} per node: at most {} per worker there{}",
                 partition.name,
-                cap.largest_node(),
-                cap.largest_node(),
+                crate::text::count(cap.largest_node(), "CPU"),
+                crate::text::count(cap.largest_node(), "core"),
                 or_else()
             ),
         );
@@ -222,8 +222,10 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
         push(
             Field::Workers,
             format!(
-                "{}: at most {max_workers} workers × {cores} cores there{}",
+                "{}: at most {} × {} there{}",
                 describe_shape(partition, &cap),
+                crate::text::count(max_workers, "worker"),
+                crate::text::count(cores, "core"),
                 or_else()
             ),
         );
@@ -297,22 +299,18 @@ pub fn validate(spec: &ClusterSpec, partitions: &[Partition], nodes: &[Node]) ->
 
 /// "small allows 8 CPUs per node and 1 node" / "debug has 4 nodes of 16 CPUs".
 fn describe_shape(p: &Partition, cap: &Capacity) -> String {
-    let plural = |n: u64, word: &str| {
-        if n == 1 {
-            format!("{n} {word}")
-        } else {
-            format!("{n} {word}s")
-        }
-    };
+    let plural = |n: u64, word: &str| crate::text::count(n, word);
     match (p.max_cpus_per_node, p.max_nodes) {
         (Some(cpn), Some(mn)) => format!(
-            "{} allows {cpn} CPUs per node and {}",
+            "{} allows {} per node and {}",
             p.name,
+            plural(cpn, "CPU"),
             plural(mn, "node")
         ),
         (Some(cpn), None) => format!(
-            "{} allows {cpn} CPUs per node on {}",
+            "{} allows {} per node on {}",
             p.name,
+            plural(cpn, "CPU"),
             plural(cap.cpus_per_node.len() as u64, "node")
         ),
         (None, Some(mn)) => format!(

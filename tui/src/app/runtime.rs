@@ -41,6 +41,30 @@ pub struct Options {
     pub mouse: bool,
 }
 
+/// The terminal UI's flags: on `corral` itself and on the commands that open the TUI (`attach`,
+/// `up`, `demo`), not on every subcommand.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct UiFlags {
+    /// Colour in the terminal UI: auto (off when NO_COLOR is set), always or never. State and
+    /// selection stay visible without colour (symbols, bold).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+    /// Do not capture the mouse in the terminal UI (keeps the terminal's own text selection).
+    #[arg(long)]
+    pub no_mouse: bool,
+}
+
+impl UiFlags {
+    /// The subcommand's flags over the top level's (`corral --color never up …` and
+    /// `corral up --color never …` mean the same).
+    pub fn over(self, top: UiFlags) -> Ui {
+        Ui {
+            color: self.color.or(top.color).unwrap_or(ColorChoice::Auto),
+            mouse: !(self.no_mouse || top.no_mouse),
+        }
+    }
+}
+
 /// How the TUI looks (`--color`, `--no-mouse`), for commands that hand over to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {

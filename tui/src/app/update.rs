@@ -866,9 +866,17 @@ impl App {
                 let delta = if add { n } else { -n };
                 self.flash = Some((
                     if add {
-                        format!("{}: asking for {n} more worker(s)…", a.name)
+                        format!(
+                            "{}: asking for {} more…",
+                            a.name,
+                            corral_core::text::count(n.unsigned_abs(), "worker")
+                        )
                     } else {
-                        format!("{}: removing {n} worker(s)…", a.name)
+                        format!(
+                            "{}: removing {}…",
+                            a.name,
+                            corral_core::text::count(n.unsigned_abs(), "worker")
+                        )
                     },
                     Severity::Info,
                 ));

@@ -425,14 +425,21 @@ pub fn describe_partition(p: &Partition) -> String {
         p.state
     );
     s.push_str(&format!(
-        " · {} nodes · {} CPUs",
-        p.total_nodes, p.total_cpus
+        " · {} · {}",
+        corral_core::text::count(p.total_nodes, "node"),
+        corral_core::text::count(p.total_cpus, "CPU")
     ));
     if let Some(c) = p.max_cpus_per_node {
-        s.push_str(&format!(" · ≤ {c} CPUs/node"));
+        s.push_str(&format!(
+            " · ≤ {c} CPU{}/node",
+            if c == 1 { "" } else { "s" }
+        ));
     }
     if let Some(n) = p.max_nodes {
-        s.push_str(&format!(" · ≤ {n} nodes/job"));
+        s.push_str(&format!(
+            " · ≤ {n} node{}/job",
+            if n == 1 { "" } else { "s" }
+        ));
     }
     match p.max_time {
         Some(t) => s.push_str(&format!(" · max time {t}")),

@@ -339,7 +339,7 @@ pub fn runtime_scene(p: &RuntimePlot) -> Scene {
         };
         shapes.push(text(
             (px + dx, BOTTOM - 8.0),
-            format!("knee: {k} cores"),
+            format!("knee: {}", corral_core::text::count(k, "core")),
             12.0,
             anchor,
             KNEE,
@@ -379,7 +379,11 @@ pub fn runtime_scene(p: &RuntimePlot) -> Scene {
             ring: Some((KNEE, 2.0)),
             class: "knee-point",
             data: vec![("cores", k.to_string())],
-            title: format!("knee: {k} cores, {:.3} s", b.seconds),
+            title: format!(
+                "knee: {}, {:.3} s",
+                corral_core::text::count(k, "core"),
+                b.seconds
+            ),
         });
     }
     for r in p
@@ -397,7 +401,11 @@ pub fn runtime_scene(p: &RuntimePlot) -> Scene {
                 ("cores", r.cores.to_string()),
                 ("seconds", format!("{}", r.seconds)),
             ],
-            title: format!("{} cores: {:.3} s", r.cores, r.seconds),
+            title: format!(
+                "{}: {:.3} s",
+                corral_core::text::count(r.cores, "core"),
+                r.seconds
+            ),
         });
     }
 

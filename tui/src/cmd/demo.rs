@@ -46,6 +46,8 @@ pub struct DemoArgs {
     /// Rows per demo file (tests use fewer).
     #[arg(long, hide = true, default_value_t = ROWS_PER_FILE)]
     pub rows_per_file: u64,
+    #[command(flatten)]
+    pub ui: crate::app::runtime::UiFlags,
 }
 
 impl DemoArgs {
@@ -212,13 +214,12 @@ pub async fn run(
         account: None,
     };
     println!(
-        "corral demo: payment_type.value_counts() over {} NYC-taxi files ({:.1} M rows, {:.2} GB) on a local cluster of {} workers × {} core{}",
+        "corral demo: payment_type.value_counts() over {} NYC-taxi files ({:.1} M rows, {:.2} GB) on a local cluster of {} × {}",
         files.len(),
         expected.rows as f64 / 1e6,
         expected.bytes as f64 / 1e9,
-        args.workers,
-        cores,
-        if cores == 1 { "" } else { "s" }
+        corral_core::text::count(args.workers, "worker"),
+        corral_core::text::count(cores, "core")
     );
     if args.opens_tui() {
         return run_tui(&lspec, files, ui, backends).await;
@@ -235,9 +236,9 @@ pub async fn run(
         print!("{}", res.to_table());
         let secs = report.seconds.max(1e-9);
         println!(
-            "computed by {} workers / {} cores in {:.2} s ({:.2} GB/s, {:.1} M rows/s); the cluster was up in {:.2} s",
-            report.workers,
-            report.cores,
+            "computed by {} / {} in {:.2} s ({:.2} GB/s, {:.1} M rows/s); the cluster was up in {:.2} s",
+            corral_core::text::count(report.workers, "worker"),
+            corral_core::text::count(report.cores, "core"),
             report.seconds,
             res.bytes as f64 / 1e9 / secs,
             (res.rows + res.bad_rows.total) as f64 / 1e6 / secs,

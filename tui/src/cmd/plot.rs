@@ -155,9 +155,9 @@ fn choose(mut all: Vec<Series>, which: Option<&str>, name: &str) -> anyhow::Resu
     };
     if picked.distinct_cores() < 2 {
         bail!(
-            "that query ran at one core count only ({} cores), so there is no scaling to plot; \
+            "that query ran at one core count only ({}), so there is no scaling to plot; \
              run `corral sweep {name} …` with it",
-            picked.runs.first().map_or(0, |r| r.cores)
+            corral_core::text::count(picked.runs.first().map_or(0, |r| r.cores), "core")
         );
     }
     Ok(picked)

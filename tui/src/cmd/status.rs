@@ -77,14 +77,14 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     ));
     if let Some(q) = &s.query {
         out.push_str(&format!(
-            "query {}: {:?}, {}/{} partitions, {:.2}/{:.2} GB, {} workers, {}\n",
+            "query {}: {:?}, {}/{} partitions, {:.2}/{:.2} GB, {}, {}\n",
             q.query,
             q.phase,
             q.tasks.done,
             q.tasks_total,
             q.bytes_done as f64 / 1e9,
             q.bytes_total as f64 / 1e9,
-            q.workers,
+            corral_core::text::count(q.workers, "worker"),
             crate::human::duration(q.elapsed_ms / 1000)
         ));
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use corral_core::backend::slurm::security_notice;
-use corral_core::backend::{AgentExe, Backends, Cluster, Events, Ready};
+use corral_core::backend::{AgentExe, Backends, Cluster, Events, Ready, State};
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::cluster_record::Backend;
 use corral_core::model::{ClusterSpec, Walltime, parse_duration, parse_mem_mb};
@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Submit without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Print the whole job script before asking (instead of a summary of the request).
+    #[arg(long)]
+    pub show_script: bool,
     /// Return right after submitting instead of following the job.
     #[arg(long)]
     pub no_wait: bool,
@@ -50,6 +53,8 @@ pub struct UpArgs {
     /// happens only when stdin and stdout are a terminal, without --json or --no-wait).
     #[arg(long)]
     pub no_tui: bool,
+    #[command(flatten)]
+    pub ui: crate::app::runtime::UiFlags,
 }
 
 impl UpArgs {
@@ -126,23 +131,41 @@ async fn run_slurm(
             println!("{text}");
         }
     };
-    say("The job script corral will submit:\n".into());
-    for line in script.lines() {
-        say(format!("    {line}"));
+    let width = crate::human::text_width();
+    if args.show_script {
+        say("The job script corral will submit:\n".into());
+        for line in script.lines() {
+            say(format!("    {line}"));
+        }
+        say(String::new());
+    } else {
+        say(crate::human::wrap(
+            &request_summary(&spec, &partition, &dir_path),
+            width,
+            "  ",
+        ));
     }
-    say(String::new());
-    say(security_notice(&spec.name, &dir_path));
+    say(crate::human::wrap(
+        &security_notice(&spec.name, &dir_path),
+        width,
+        "",
+    ));
     say(match &checked.estimate {
         Some(e) => format!(
-            "SLURM estimates it starts at {} on {} ({} CPUs, partition {}).",
-            e.start, e.nodes, e.processors, e.partition
+            "SLURM estimates it starts at {} on {} ({}, partition {}).",
+            e.start,
+            e.nodes,
+            corral_core::text::count(e.processors, "CPU"),
+            e.partition
         ),
         None => "SLURM gave no start estimate.".into(),
     });
     if !args.yes
         && !confirm(&format!(
-            "Submit {} workers × {} cores for {} on partition {partition}?",
-            spec.workers, spec.cores_per_worker, spec.walltime
+            "Submit {} × {} for {} on partition {partition}?",
+            corral_core::text::count(spec.workers, "worker"),
+            corral_core::text::count(spec.cores_per_worker, "core"),
+            spec.walltime
         ))?
     {
         say("Not submitted.".into());
@@ -175,10 +198,24 @@ async fn run_slurm(
     if args.opens_tui() {
         printer.finish().await;
         crate::app::run(ui.options(crate::app::Start::Attach(args.name.clone()))).await?;
-        println!(
-            "Cluster {0} keeps running: `corral attach {0}` shows it again, `corral down {0}` stops it.",
-            spec.name
-        );
+        // Left on the pending screen, the job still waits in the queue: say so, and how to
+        // cancel it, as a Ctrl-C would.
+        let state = backend
+            .observe(&mut cluster)
+            .await
+            .map_or(State::Unknown, |o| o.state);
+        match state {
+            State::Ended => println!("Cluster {} has ended.", spec.name),
+            State::Pending => println!(
+                "Cluster {0}: {1} `corral attach {0}` shows it again.",
+                spec.name,
+                stays_queued(job, &spec.name, state).trim_start_matches("corral: ")
+            ),
+            _ => println!(
+                "Cluster {0} keeps running: `corral attach {0}` shows it again, `corral down {0}` stops it.",
+                spec.name
+            ),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if args.no_wait {
@@ -192,9 +229,16 @@ async fn run_slurm(
         ));
         return Ok(ExitCode::SUCCESS);
     }
-    let ready = backend
-        .follow(&cluster, spec.workers, timeout, printer.events())
-        .await;
+    // Ctrl-C while following must not leave a job queued without a word: it starts later and
+    // burns the allocation.
+    let followed = tokio::select! {
+        r = backend.follow(&cluster, spec.workers, timeout, printer.events()) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(ready) = followed else {
+        printer.finish().await;
+        return interrupted(backend.as_ref(), &mut cluster, job).await;
+    };
     let ready = match ready {
         Ok(Ready::NeverStarts { job, reason }) => {
             if args.yes
@@ -263,6 +307,101 @@ async fn run_slurm(
             Ok(ExitCode::from(EXIT_NOT_READY))
         }
         Ready::NeverStarts { .. } => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// What `corral up` asks SLURM for, in a few lines (the whole job script with --show-script).
+pub fn request_summary(spec: &ClusterSpec, partition: &str, dir: &std::path::Path) -> String {
+    let cpus = u64::from(spec.workers) * u64::from(spec.cores_per_worker);
+    format!(
+        "corral will submit one job, corral-{name}, to partition {partition}: {} × {} ({}) for \
+         {}, memory {}, account {}. It runs the coordinator and the workers (corral-agent); \
+         logs go to {}/logs. The whole job script: --show-script.",
+        corral_core::text::count(spec.workers, "worker"),
+        corral_core::text::count(spec.cores_per_worker, "core"),
+        corral_core::text::count(cpus, "CPU"),
+        spec.walltime,
+        spec.mem_per_worker_mb
+            .map_or("the partition's default".into(), |m| format!(
+                "{m} MiB per worker"
+            )),
+        spec.account.as_deref().unwrap_or("yours (the default)"),
+        dir.display(),
+        name = spec.name,
+    )
+}
+
+/// Exit status after Ctrl-C (128 + SIGINT), whether or not the job was cancelled.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Ctrl-C while `corral up` follows its job: in a terminal, asks whether to cancel it; without
+/// one (or on a second Ctrl-C), says that it stays queued and how to cancel it.
+async fn interrupted(
+    backend: &dyn corral_core::backend::Backend,
+    cluster: &mut Cluster,
+    job: u64,
+) -> anyhow::Result<ExitCode> {
+    let name = cluster.record.name.clone();
+    let state = match backend.observe(cluster).await {
+        Ok(o) => o.state,
+        Err(_) => State::Unknown,
+    };
+    eprintln!();
+    if state == State::Ended {
+        eprintln!("corral: interrupted; cluster {name} has already ended.");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let what = match state {
+        State::Running => "is running",
+        _ => "is still queued",
+    };
+    let cancel = std::io::stdin().is_terminal()
+        && ask_async(&format!(
+            "Interrupted: job {job} of cluster {name} {what}. Cancel it?"
+        ))
+        .await;
+    if cancel {
+        let report = backend
+            .stop(cluster, "corral up (interrupted)", &Events::none())
+            .await?;
+        eprintln!(
+            "corral: job {job} cancelled; nothing of cluster {name} is left queued ({}).",
+            report.how
+        );
+    } else {
+        eprintln!("{}", stays_queued(job, &name, state));
+    }
+    Ok(ExitCode::from(EXIT_INTERRUPTED))
+}
+
+/// What is said when a followed job is left behind on purpose.
+pub fn stays_queued(job: u64, name: &str, state: State) -> String {
+    match state {
+        State::Running => format!(
+            "corral: job {job} keeps running (its CPUs stay allocated); `corral down {name}` stops it."
+        ),
+        _ => format!(
+            "corral: job {job} stays queued and will start later, holding its CPUs; `corral down {name}` cancels it."
+        ),
+    }
+}
+
+/// Asks yes/no on the terminal; a second Ctrl-C or end of input is no. The answer is read on a
+/// thread of its own, so an unanswered question never keeps the process alive.
+async fn ask_async(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin().read_line(&mut answer).map(|_| answer);
+        let _ = tx.send(read);
+    });
+    tokio::select! {
+        answer = rx => matches!(answer, Ok(Ok(a)) if matches!(a.trim(), "y" | "Y" | "yes")),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!();
+            false
+        }
     }
 }
 

@@ -143,7 +143,10 @@ pub(super) async fn scale(
         )));
     };
     match plan(backend, cluster, target).await? {
-        ScalePlan::Same { now } => Ok(format!("cluster {name} already has {now} workers")),
+        ScalePlan::Same { now } => Ok(format!(
+            "cluster {name} already has {}",
+            crate::text::count(now, "worker")
+        )),
         ScalePlan::Up { now, add } => {
             let job = lifecycle::submit(
                 backend.client(),
@@ -161,8 +164,9 @@ pub(super) async fn scale(
                 })
                 .await;
             Ok(format!(
-                "submitted worker job {} with {add} workers ({now} → {}); they join as SLURM starts them",
+                "submitted worker job {} with {} ({now} → {}); they join as SLURM starts them",
                 job.id,
+                crate::text::count(add, "worker"),
                 now + add
             ))
         }
@@ -177,7 +181,9 @@ pub(super) async fn scale(
                 events
                     .emit(Event::Step {
                         words: format!(
-                            "drained {drained} workers; cancelling job(s) {}",
+                            "drained {}; cancelling {} {}",
+                            crate::text::count(drained as u64, "worker"),
+                            if remove.len() == 1 { "job" } else { "jobs" },
                             join_ids(&remove)
                         ),
                     })
@@ -185,17 +191,25 @@ pub(super) async fn scale(
                 lifecycle::cancel_and_wait(backend.client(), &remove, Duration::from_secs(90))
                     .await?;
             }
-            let mut said = format!("drained {drained} workers");
+            let mut said = format!("drained {}", crate::text::count(drained as u64, "worker"));
             if !remove.is_empty() {
-                said.push_str(&format!(" and cancelled jobs {}", join_ids(&remove)));
+                said.push_str(&format!(
+                    " and cancelled {} {}",
+                    if remove.len() == 1 { "job" } else { "jobs" },
+                    join_ids(&remove)
+                ));
             }
             if let Some((head, n)) = retire {
                 let retired = retire_workers(cluster, head, n).await?;
                 said.push_str(&format!(
-                    "; retired {retired} workers of head job {head} (their CPUs stay allocated until it ends: SLURM cannot shrink a running job)"
+                    "; retired {} of head job {head} (their CPUs stay allocated until it ends: SLURM cannot shrink a running job)",
+                    crate::text::count(retired, "worker")
                 ));
             }
-            Ok(format!("{said} ({now} → {left} workers)"))
+            Ok(format!(
+                "{said} ({now} → {})",
+                crate::text::count(left, "worker")
+            ))
         }
     }
 }

@@ -187,10 +187,7 @@ async fn scaling_up_submits_a_worker_job_and_down_cancels_the_newest_whole() {
         .scale(&mut cluster, &|now| now - 2, &Events::none())
         .await
         .expect("scales down");
-    assert!(
-        said.contains("cancelled jobs 101 (6 → 4 workers)"),
-        "{said}"
-    );
+    assert!(said.contains("cancelled job 101 (6 → 4 workers)"), "{said}");
     assert_eq!(fake.cancelled(), vec![JobId(101)]);
     // Below the head job's size, workers of the head job are retired (planned, not jobs).
     let plan = scale::plan(&backend, &cluster, &|_| 3).await.expect("plan");

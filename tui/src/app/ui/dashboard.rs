@@ -407,13 +407,13 @@ fn result_panel(a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) {
         table_area,
     );
     let mut lines = vec![Line::raw(format!(
-        "{} rows · {} files · {} · {:.2} s on {} workers / {} cores",
+        "{} rows · {} · {} · {:.2} s on {} / {}",
         r.good_rows,
-        r.files,
+        corral_core::text::count(r.files as u64, "file"),
         theme::bytes(r.bytes),
         r.seconds,
-        r.workers,
-        r.cores
+        corral_core::text::count(r.workers, "worker"),
+        corral_core::text::count(r.cores, "core")
     ))];
     if r.bad_rows.is_empty() {
         lines.push(Line::styled("no bad rows", theme.dim()));

@@ -111,7 +111,11 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "The dashboard opens by itself once the cluster runs. q detaches: the job stays queued.",
+        format!(
+            "The dashboard opens by itself once the cluster runs. q detaches: the job stays \
+             queued and starts later, holding its CPUs; c cancels it now, `corral down {}` later.",
+            a.name
+        ),
         theme.dim(),
     ));
     frame.render_widget(

@@ -86,9 +86,10 @@ pub(super) async fn plan(
         return Ok(Plan {
             backend: backends.in_allocation(srun_program(config), job),
             intro: format!(
-                "cluster {name} in job {job}: coordinator on this node, {} workers × {} cores via srun; \
+                "cluster {name} in job {job}: coordinator on this node, {} × {} via srun; \
                  CMD runs once {want} are connected",
-                spec.workers, spec.cores_per_worker
+                corral_core::text::count(spec.workers, "worker"),
+                corral_core::text::count(spec.cores_per_worker, "core")
             ),
             spec,
             want,
@@ -102,8 +103,9 @@ pub(super) async fn plan(
         return Ok(Plan {
             backend: backends.local(),
             intro: format!(
-                "local cluster {name}: {} workers × {} cores",
-                spec.workers, spec.cores_per_worker
+                "local cluster {name}: {} × {}",
+                corral_core::text::count(spec.workers, "worker"),
+                corral_core::text::count(spec.cores_per_worker, "core")
             ),
             want: spec.workers,
             spec,
