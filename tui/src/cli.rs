@@ -167,7 +167,12 @@ mod tests {
         for sub in cli.get_subcommands() {
             let opens = matches!(sub.get_name(), "up" | "demo" | "attach");
             assert_eq!(has(sub, "color"), opens, "--color on {}", sub.get_name());
-            assert_eq!(has(sub, "no_mouse"), opens, "--no-mouse on {}", sub.get_name());
+            assert_eq!(
+                has(sub, "no_mouse"),
+                opens,
+                "--no-mouse on {}",
+                sub.get_name()
+            );
         }
     }
 
