@@ -55,8 +55,16 @@ pub struct SlurmConfig {
     /// Flags added to every SLURM command, e.g. `["-M", "cluster2"]`.
     pub extra_args: Vec<String>,
     pub qos: String,
-    /// Seconds before a SLURM command is considered hung.
+    /// Seconds before a SLURM command (or a slurmrestd request) is considered hung.
     pub command_timeout_secs: u64,
+    /// How corral talks to SLURM: `auto` (the tools when `sbatch` is found, else slurmrestd
+    /// when `rest_url` is set), `cli` or `rest`.
+    pub api: SlurmApi,
+    /// slurmrestd: `unix:///path/slurmrestd.sock` or `http(s)://host:port`.
+    pub rest_url: String,
+    /// Prints a JWT for slurmrestd over HTTP(S) (`scontrol token lifespan=3600`); run again
+    /// before the token expires. Empty: `SLURM_JWT`.
+    pub token_command: String,
 }
 
 impl Default for SlurmConfig {
@@ -66,8 +74,24 @@ impl Default for SlurmConfig {
             extra_args: Vec::new(),
             qos: String::new(),
             command_timeout_secs: 30,
+            api: SlurmApi::Auto,
+            rest_url: String::new(),
+            token_command: String::new(),
         }
     }
+}
+
+/// `[slurm] api`: which SLURM client corral uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SlurmApi {
+    /// The command-line tools when `sbatch` is found, else slurmrestd when `rest_url` is set.
+    #[default]
+    Auto,
+    /// `sbatch`, `squeue`, `scontrol`, `scancel`.
+    Cli,
+    /// slurmrestd at `rest_url`.
+    Rest,
 }
 
 /// Terminal UI preferences.
@@ -263,6 +287,33 @@ mod tests {
             .expect_err("wrong type")
             .to_string();
         assert!(err.contains("workers") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn slurmrestd_through_the_usual_layers() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let user = write(
+            d.path(),
+            "user.toml",
+            "[slurm]\napi = \"rest\"\nrest_url = \"https://rest:6820\"\ntoken_command = \"scontrol token lifespan=3600\"\n",
+        );
+        let env = vec![(
+            "CORRAL_SLURM_REST_URL".to_string(),
+            "unix:///run/slurmrestd.sock".to_string(),
+        )];
+        let c = Config::load_from(&[user], env).expect("load");
+        assert_eq!(c.slurm.api, SlurmApi::Rest);
+        assert_eq!(c.slurm.rest_url, "unix:///run/slurmrestd.sock");
+        assert_eq!(c.slurm.token_command, "scontrol token lifespan=3600");
+        assert_eq!(Config::default().slurm.api, SlurmApi::Auto);
+        let env = vec![("CORRAL_SLURM_API".to_string(), "soap".to_string())];
+        let err = Config::load_from(&[], env)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("CORRAL_SLURM_API") && err.contains("soap") && err.contains("rest"),
+            "{err}"
+        );
     }
 
     #[test]

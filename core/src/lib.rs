@@ -7,7 +7,8 @@
 //! - [`logging`]: `tracing` setup shared by the binaries (file or stderr, never the TUI's screen).
 //! - [`netaddr`]: the coordinator's listening address (the one other nodes reach it by).
 //! - [`model`]: job ids, walltimes and what a user asks for (`ClusterSpec`).
-//! - [`slurm`]: the SLURM client (trait + command-line tools), limits validation, pending reasons.
+//! - [`slurm`]: the SLURM client (trait; command-line tools or slurmrestd), limits validation,
+//!   pending reasons.
 //! - [`threads`]: how many CPU threads this process may use (SLURM allocation or the machine).
 //! - [`datagen`]: the NYC-taxi CSV generator behind `corral gen taxi` and `corral demo`.
 //! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).

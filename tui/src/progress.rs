@@ -2,19 +2,17 @@
 //! words per event on stderr (stdout stays for data), or one JSON object per line with
 //! `--json`; the same line twice in a row is said once. Also where the CLI gets its backends.
 
-use std::sync::Arc;
-
 use corral_core::backend::{Backends, Event, Events};
 use corral_core::config::Config;
-use corral_core::slurm::SlurmCli;
 use tokio::sync::mpsc;
 
 /// How many events may wait for the printer.
 const QUEUE: usize = 64;
 
-/// The backends of this process: SLURM as the config describes it, and the local ones.
+/// The backends of this process: SLURM as the config describes it (`[slurm] api`: the
+/// command-line tools or slurmrestd), and the local ones.
 pub fn backends(config: &Config) -> Backends {
-    Backends::new(Arc::new(SlurmCli::new(&config.slurm)))
+    Backends::new(corral_core::slurm::client::from_config(&config.slurm))
 }
 
 /// Prints events as they come, until every sender is gone.

@@ -154,7 +154,7 @@ impl SlurmCli {
     }
 }
 
-fn is_controller_down(stderr: &str) -> bool {
+pub(crate) fn is_controller_down(stderr: &str) -> bool {
     [
         "Unable to contact slurm controller",
         "Socket timed out on send/recv",

@@ -1,4 +1,5 @@
-//! corral's SLURM client: a trait, and its implementation over the command-line tools.
+//! corral's SLURM client: a trait, and its implementations over the command-line tools and
+//! over slurmrestd.
 //!
 //! - [`parse`]: parsers of 22.05's `scontrol -o`, our `squeue -o` format, `sbatch --test-only`.
 //! - [`validate`]: a request checked against the partition's real limits, per field.
@@ -7,14 +8,19 @@
 //! - [`lifecycle`]: check, submit, follow and cancel a cluster's jobs (`jobs.json` records them).
 //! - [`cli`]: [`Slurm`] over `sbatch`, `squeue`, `scontrol`, `sinfo`, `scancel`, each with a
 //!   timeout and a typed error carrying the command's stderr.
+//! - [`rest`]: [`Slurm`] over slurmrestd (reqwest; a unix socket or HTTP(S) with a JWT), the
+//!   API version chosen from what the server offers.
+//! - [`client`]: which of the two this process uses (`[slurm] api`).
 //! - `fake` (feature `testing`): an in-memory SLURM for unit tests of what drives it.
 
 pub mod cli;
+pub mod client;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lifecycle;
 pub mod parse;
 pub mod reason;
+pub mod rest;
 pub mod template;
 pub mod validate;
 
@@ -22,6 +28,7 @@ use std::time::Duration;
 
 pub use cli::SlurmCli;
 pub use parse::{JobDetail, Node, Partition, QueuedJob, StartEstimate};
+pub use rest::SlurmRest;
 
 use crate::model::JobId;
 
@@ -57,6 +64,28 @@ pub enum SlurmError {
         command: String,
         source: std::io::Error,
     },
+    #[error(
+        "slurmrestd's socket {path} does not exist; start slurmrestd there (or ask your site where it listens) and set [slurm] rest_url (CORRAL_SLURM_REST_URL) to unix://PATH, or use api = \"cli\""
+    )]
+    RestNoSocket { path: std::path::PathBuf },
+    #[error(
+        "slurmrestd at {url} is not reachable ({detail}); check that it runs and that [slurm] rest_url (CORRAL_SLURM_REST_URL) names it"
+    )]
+    RestUnreachable { url: String, detail: String },
+    #[error("slurmrestd at {url} did not accept corral's credentials: {detail}")]
+    RestAuth { url: String, detail: String },
+    #[error(
+        "slurmrestd at {url} offers API versions {offered}, none of which corral knows ({known}); ask your site to enable one (slurmrestd -s), or use api = \"cli\""
+    )]
+    RestNoVersion {
+        url: String,
+        offered: String,
+        known: String,
+    },
+    #[error("not possible over slurmrestd: {what}")]
+    RestUnsupported { what: String },
+    #[error("[slurm] configuration for slurmrestd: {detail}")]
+    RestConfig { detail: String },
 }
 
 impl SlurmError {
@@ -64,7 +93,9 @@ impl SlurmError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            SlurmError::Timeout { .. } | SlurmError::ControllerDown { .. }
+            SlurmError::Timeout { .. }
+                | SlurmError::ControllerDown { .. }
+                | SlurmError::RestUnreachable { .. }
         )
     }
 }
@@ -100,4 +131,8 @@ pub trait Slurm: Send + Sync {
     async fn job(&self, id: JobId) -> Result<Option<JobDetail>, SlurmError>;
     /// `scancel` (with `--signal` when given). Cancelling a finished job is not an error.
     async fn cancel(&self, ids: &[JobId], signal: Option<&str>) -> Result<(), SlurmError>;
+    /// How this client reaches SLURM, in words (`corral status`, the TUI's header).
+    fn describe(&self) -> String {
+        "SLURM's command-line tools".into()
+    }
 }

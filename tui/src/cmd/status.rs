@@ -29,6 +29,8 @@ struct JsonOut<'a> {
     observed: Option<&'a Observed>,
     snapshot: Option<&'a Snapshot>,
     error: Option<String>,
+    /// How SLURM is reached (the tools, or slurmrestd and its API version); SLURM jobs only.
+    slurm_api: Option<String>,
 }
 
 /// The snapshot as a few lines and a table of workers.
@@ -144,6 +146,7 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
     // A cluster is first what its backend says: pending, or ended (by corral down, scancel,
     // the walltime) whatever a stale coordinator.json may suggest.
     let observed = backend.observe(&mut cluster).await?;
+    let slurm_api = (!observed.jobs.is_empty()).then(|| backends.slurm_client().describe());
     if observed.state != State::Running {
         if args.json {
             let out = JsonOut {
@@ -153,6 +156,7 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
                 observed: Some(&observed),
                 snapshot: None,
                 error: None,
+                slurm_api: slurm_api.clone(),
             };
             println!("{}", serde_json::to_string(&out)?);
         } else {
@@ -220,6 +224,7 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
             observed: Some(&observed),
             snapshot: snap.as_ref().ok(),
             error,
+            slurm_api: slurm_api.clone(),
         };
         println!("{}", serde_json::to_string(&out)?);
         return Ok(if state == "running" {
@@ -238,11 +243,12 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
                     .map(|j| format!("{} {}", j.id, j.state))
                     .collect();
                 println!(
-                    "jobs: {}; walltime left: {}",
+                    "jobs: {}; walltime left: {}; SLURM through {}",
                     jobs.join(", "),
                     observed
                         .left_secs
-                        .map_or("unknown".into(), crate::human::duration)
+                        .map_or("unknown".into(), crate::human::duration),
+                    slurm_api.as_deref().unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
