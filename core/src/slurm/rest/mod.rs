@@ -248,7 +248,12 @@ impl Slurm for SlurmRest {
                 source,
             })?,
         };
-        let body = req.body(script, version, &workdir, &request::job_environment());
+        let body = req.body(
+            script,
+            version,
+            &workdir,
+            &request::job_environment(&workdir),
+        );
         let (reply, _, command) = self.call(Method::POST, "job/submit", Some(&body)).await?;
         // A job that was accepted may come with errors that are notes (a held job's).
         match decode::submitted(&reply.json) {

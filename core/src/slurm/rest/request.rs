@@ -27,6 +27,10 @@ pub struct JobRequest {
     pub qos: Option<String>,
     pub mem_per_cpu_mb: Option<u64>,
     pub mem_per_node_mb: Option<u64>,
+    /// `--no-kill`: a node's failure does not end the job.
+    pub no_kill: bool,
+    /// `--no-requeue`.
+    pub no_requeue: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +59,15 @@ impl JobRequest {
                 break;
             };
             if let Some(option) = rest.strip_prefix("SBATCH") {
-                for word in option.split_whitespace() {
-                    req.apply(word, None)?;
+                for word in sbatch_words(option) {
+                    req.apply(&word, None)?;
                 }
             }
         }
         let mut args = opts.args.iter().peekable();
         while let Some(arg) = args.next() {
-            let takes_value = !arg.contains('=');
+            let flag = matches!(arg.as_str(), "--no-kill" | "-k" | "--no-requeue");
+            let takes_value = !flag && !arg.contains('=');
             let value = if takes_value { args.next() } else { None };
             req.apply(arg, value.map(String::as_str))?;
         }
@@ -80,6 +85,17 @@ impl JobRequest {
         let unsupported = |why: &str| SlurmError::RestUnsupported {
             what: format!("sbatch option {word}: {why}"),
         };
+        match key {
+            "--no-kill" | "-k" => {
+                self.no_kill = true;
+                return Ok(());
+            }
+            "--no-requeue" => {
+                self.no_requeue = true;
+                return Ok(());
+            }
+            _ => {}
+        }
         let value = value
             .filter(|v| !v.is_empty())
             .ok_or_else(|| unsupported("it needs a value"))?;
@@ -200,6 +216,21 @@ impl JobRequest {
                 Family::Plugin => put("signal", json!(format!("{}@{}", w.signal, w.secs))),
             }
         }
+        // 22.05 reads these as sbatch's options: `no_kill` takes "set" (a boolean is
+        // refused), and its `requeue` key turns requeueing on whatever its value, so
+        // `no_requeue` is what turns it off.
+        if self.no_kill {
+            match family {
+                Family::Plugin => put("no_kill", json!("set")),
+                Family::DataParser => put("kill_on_node_fail", json!(false)),
+            }
+        }
+        if self.no_requeue {
+            match family {
+                Family::Plugin => put("no_requeue", json!(true)),
+                Family::DataParser => put("requeue", json!(false)),
+            }
+        }
         put(
             "current_working_directory",
             json!(workdir.display().to_string()),
@@ -221,6 +252,40 @@ impl JobRequest {
         );
         json!({"script": script, "job": Value::Object(job)})
     }
+}
+
+/// The words of an `#SBATCH` line as sbatch reads them: split at blanks outside quotes, the
+/// quotes removed, up to a `#` that starts a comment.
+fn sbatch_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '#') if !in_word => break,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 fn warning(v: &str) -> Option<Warning> {
@@ -255,10 +320,20 @@ fn megabytes(v: &str) -> Option<u64> {
 }
 
 /// The job's environment: this process's, as sbatch exports it by default, without
-/// `SLURM_JWT` (a credential that has no business in a job).
-pub fn job_environment() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        std::env::vars().filter(|(k, _)| k != "SLURM_JWT").collect();
+/// `SLURM_JWT` (a credential that has no business in a job), and with what sbatch adds:
+/// `SLURM_SUBMIT_DIR` and `SLURM_SUBMIT_HOST` (the coordinator picks the address that
+/// reaches the submitting host, where clients are).
+pub fn job_environment(workdir: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "SLURM_JWT" | "SLURM_SUBMIT_DIR" | "SLURM_SUBMIT_HOST"
+            )
+        })
+        .collect();
+    env.push(("SLURM_SUBMIT_DIR".into(), workdir.display().to_string()));
+    env.push(("SLURM_SUBMIT_HOST".into(), crate::cluster_dir::hostname()));
     env.sort();
     env
 }
@@ -313,6 +388,28 @@ mod tests {
         assert_eq!(req.account.as_deref(), Some("lab"));
         assert_eq!(req.qos.as_deref(), Some("long"));
         assert_eq!(req.mem_per_cpu_mb, Some(2048));
+        assert!(req.no_kill && req.no_requeue);
+    }
+
+    #[test]
+    fn quoted_paths_keep_their_spaces() {
+        let script = template::render(
+            &spec(),
+            JobRole::Workers,
+            2,
+            Path::new("/home/a b/c"),
+            &["/bin/corral-agent".to_string()],
+        )
+        .expect("renders");
+        let req = JobRequest::from_sbatch(&script, &SubmitOptions::default(), None).expect("known");
+        assert_eq!(
+            req.output.as_deref(),
+            Some("/home/a b/c/logs/workers-%j.out")
+        );
+        assert_eq!(
+            sbatch_words(r#" --output="/a b/%%x" --x='y z'  # a comment"#),
+            vec!["--output=/a b/%%x", "--x=y z"]
+        );
     }
 
     #[test]
@@ -374,6 +471,10 @@ mod tests {
         assert_eq!(new["job"]["kill_warning_signal"], "USR1");
         assert_eq!(new["job"]["kill_warning_delay"]["number"], 300);
         assert_eq!(new["job"]["standard_output"], "/h/c/taxi/logs/head-%j.out");
+        assert_eq!(
+            (&new["job"]["kill_on_node_fail"], &new["job"]["requeue"]),
+            (&json!(false), &json!(false))
+        );
         let oldest = req.body("S", ApiVersion(36), Path::new("/x"), &env);
         assert_eq!(oldest["job"]["standard_out"], "/h/c/taxi/logs/head-%j.out");
     }
@@ -391,6 +492,12 @@ mod tests {
             warning("B:SIGUSR1@300").map(|w| w.signal),
             Some("USR1".into())
         );
-        assert!(job_environment().iter().all(|(k, _)| k != "SLURM_JWT"));
+        let env = job_environment(Path::new("/w"));
+        assert!(env.iter().all(|(k, _)| k != "SLURM_JWT"));
+        assert!(env.contains(&("SLURM_SUBMIT_DIR".into(), "/w".into())));
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "SLURM_SUBMIT_HOST" && !v.is_empty())
+        );
     }
 }
