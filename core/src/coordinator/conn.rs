@@ -260,7 +260,7 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
                             }
                         }
                         match d {
-                            Ok(m) => reply(send, &m).await?,
+                            Ok(m) => reply_end(send, &m).await?,
                             Err(_) => reply(send, &refused("the coordinator stopped")).await?,
                         }
                         break;
@@ -327,6 +327,32 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Sends a query's end; a result too large for one message becomes a failure that says so,
+/// rather than a stream that just ends.
+async fn reply_end(send: &mut SendStream, m: &ToClient) -> Result<(), FrameError> {
+    match reply(send, m).await {
+        Err(FrameError::Oversize { len, max }) => {
+            let ToClient::Done(r) = m else {
+                return Err(FrameError::Oversize { len, max });
+            };
+            let failure = crate::protocol::QueryFailure {
+                query: r.query,
+                error: format!(
+                    "the result is {:.0} MiB, over the {} MiB one message may carry: too many \
+                     groups ({}); group by fewer or coarser columns",
+                    len as f64 / f64::from(1 << 20),
+                    max >> 20,
+                    r.result.0.groups.len()
+                ),
+                files: vec![],
+                seconds: r.seconds,
+            };
+            reply(send, &ToClient::Failed(failure)).await
+        }
+        other => other,
+    }
 }
 
 /// A submitted query whose submitter is still listening; dropped before the query's end, it

@@ -633,3 +633,51 @@ async fn coordinator_workers_and_client_over_quic() {
     drop(ctl);
     drop(worker_ctls);
 }
+
+/// A result too large for one message reaches the client as a failure that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_too_large_to_send_is_a_failure_that_says_why() {
+    let t = tempfile::tempdir().expect("tmp");
+    let dir = ClusterDir::create_in(t.path(), "big").expect("cluster dir");
+    dir.create_secret().expect("secret");
+    // 200,000 distinct 90-byte keys: each 1 MiB partition's partial fits in a message, the
+    // merged result does not.
+    let data = t.path().join("keys.csv");
+    let mut s = String::from("k\n");
+    for i in 0..200_000u32 {
+        s.push_str(&format!("{i:090}\n"));
+    }
+    std::fs::write(&data, s).expect("write");
+    let mut opts = CoordinatorOptions::new(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    opts.partition_bytes = 1 << 20;
+    let coordinator = Coordinator::bind(dir.clone(), opts).expect("bind");
+    let (ctl, ctl_rx) = mpsc::channel(1);
+    let server = tokio::spawn(coordinator.run(ctl_rx));
+    let (wtx, wrx) = mpsc::channel(1);
+    let worker = tokio::spawn(crate::worker::run(
+        dir.clone(),
+        crate::worker::WorkerOptions::new(NonZeroUsize::MIN),
+        wrx,
+    ));
+    let client = ClusterClient::connect(&dir).await.expect("client");
+    let q = Query::value_counts(
+        vec![data.to_string_lossy().into_owned()],
+        Column::Name("k".into()),
+    );
+    let err = client
+        .submit(q, QueryOptions::default())
+        .await
+        .expect("submit")
+        .wait()
+        .await
+        .expect_err("too large to send");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("too many groups (200000)") && msg.contains("over the 16 MiB"),
+        "{msg}"
+    );
+    client.shutdown().await.expect("shutdown");
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    drop((ctl, wtx));
+}
