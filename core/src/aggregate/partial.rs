@@ -644,6 +644,10 @@ impl AccSink<'_, '_> {
     /// an array: no hashing, no allocation, inlined into the walker.
     #[inline(always)]
     fn group_id(&mut self, rs: u64, re: u64, ev: &[u64]) -> u32 {
+        // No GROUP BY: one group (created by the slow path on the first row).
+        if self.acc.spec.group.is_empty() && self.acc.empty_slot != NONE {
+            return self.acc.empty_slot;
+        }
         if let [f] = self.acc.spec.group[..] {
             let raw = field_of(self.data, self.base, f, rs, re, ev);
             if let [b] = raw {
@@ -692,18 +696,27 @@ impl AccSink<'_, '_> {
         let mut composite = std::mem::take(&mut self.acc.composite);
         let mut scratch = std::mem::take(&mut self.acc.scratch);
         composite.clear();
-        let mut parts = Vec::new();
         for &f in &spec.group {
             let key = unquote(field_of(self.data, self.base, f, rs, re, ev), &mut scratch);
             composite.extend_from_slice(&(key.len() as u32).to_le_bytes());
             composite.extend_from_slice(key);
-            parts.push(key.to_vec());
         }
         let g = match self.acc.map.get(&composite[..]) {
             Some(&g) => g,
             None => {
+                // A new group: its keys from the length-prefixed parts.
+                let mut parts = Vec::with_capacity(spec.group.len());
+                let mut rest = &composite[..];
+                while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+                    let n = (u32::from_le_bytes(*len) as usize).min(tail.len());
+                    parts.push(tail[..n].to_vec());
+                    rest = &tail[n..];
+                }
                 let g = self.acc.new_group(parts);
                 self.acc.map.insert(composite[..].into(), g);
+                if spec.group.is_empty() {
+                    self.acc.empty_slot = g;
+                }
                 g
             }
         };

@@ -20,7 +20,10 @@
 //! bucket counts, so it is exact and order-independent: the sketch of the whole data does not
 //! depend on how it was partitioned.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::partial::FxHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -146,8 +149,9 @@ impl FloatSum {
 /// The mergeable quantile sketch (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct QuantileSketch {
-    /// Bucket (the top bits of the double) → count.
-    pub buckets: BTreeMap<u64, u64>,
+    /// Bucket (the top bits of the double) → count. A hash map: one probe per value (the
+    /// order only matters when a quantile is read, and that sorts).
+    buckets: HashMap<u64, u64, BuildHasherDefault<FxHasher>>,
 }
 
 impl QuantileSketch {
