@@ -23,6 +23,8 @@
 //! - [`worker`]: the worker (connect, report, pull partitions, compute them on threads).
 //! - [`client`]: the client API of the CLI and the TUI (snapshots, queries, drain, shutdown).
 //! - [`cluster_record`]: `spec.json`, what a cluster is and which backend runs it.
+//! - [`ended`]: ended clusters — their names free again, their records kept for history,
+//!   `forget`.
 //! - [`backend`]: one way to run a cluster (`Backend`: local processes, SLURM jobs, inside a
 //!   user's own allocation), progress as typed events; what the CLI and the TUI call.
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
@@ -38,6 +40,7 @@ pub mod cluster_record;
 pub mod config;
 pub mod coordinator;
 pub mod datagen;
+pub mod ended;
 pub mod logging;
 pub mod mmap;
 pub mod model;

@@ -34,8 +34,10 @@ pub enum Command {
     Scale(cmd::scale::ScaleArgs),
     /// Stop a cluster and make sure none of its processes keeps running.
     Down(cmd::down::DownArgs),
-    /// List the clusters.
+    /// List the clusters: running, pending and ended within a day (`--all`: every one).
     Ls(cmd::ls::LsArgs),
+    /// Remove an ended cluster's directory and its earlier records (its name was free anyway).
+    Forget(cmd::forget::ForgetArgs),
     /// Run CMD on a cluster that lives exactly as long as CMD (fhdask's batch mode): allocate,
     /// wait for the workers, run `CMD ADDRESS ARGS…` with CORRAL_CLUSTER set, release, exit with
     /// CMD's status.
@@ -141,6 +143,7 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         Some(Command::Demo(args)) => rt.block_on(cmd::demo::run(args, ui, &backends)),
         Some(Command::Batch(args)) => rt.block_on(cmd::batch::run(args, &config, &backends)),
         Some(Command::History(args)) => cmd::history::run(args),
+        Some(Command::Forget(args)) => cmd::forget::run(args),
         Some(Command::Sweep(args)) => rt.block_on(cmd::sweep::run(args)),
         Some(Command::Plot(args)) => cmd::plot::run(args),
         Some(Command::BenchRender(args)) => {

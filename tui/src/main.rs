@@ -7,7 +7,7 @@
 //! - `cmd::gen_taxi`: `corral gen taxi`, the NYC-taxi data generator.
 //! - `cmd::agg`: `corral agg`, a single-process group-by over CSV files.
 //! - `cmd::up`, `cmd::query`, `cmd::status`, `cmd::down`, `cmd::ls`: clusters — start, query,
-//!   watch, stop, list; `cmd::demo`: `corral demo`, the one-command showcase.
+//!   watch, stop, list; `cmd::forget`: remove an ended cluster's records; `cmd::demo`: `corral demo`, the one-command showcase.
 //! - `cmd::batch`: `corral batch -- CMD`, a cluster for the life of one command;
 //!   `cmd::history`, `cmd::sweep`, `cmd::plot`: finished queries and clusters, the scaling sweep,
 //!   and its plot (`chart`: the runtime plot as SVG and PNG).

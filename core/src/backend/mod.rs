@@ -86,7 +86,10 @@ impl Cluster {
 
     /// Creates the directory of a new cluster (0700, its secret 0600) and its `spec.json`:
     /// how every backend's clusters come to exist.
+    /// An ended cluster of the same name is moved aside first (its record stays for
+    /// `history`); one that has not ended keeps its name.
     pub(crate) fn create(record: ClusterRecord) -> Result<Cluster, BackendError> {
+        crate::ended::free_name(&crate::paths::clusters_dir(), &record.name)?;
         let dir = ClusterDir::create(&record.name)?;
         dir.create_secret()?;
         record.save(&dir)?;

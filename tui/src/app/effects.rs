@@ -622,6 +622,10 @@ async fn list_clusters(ctx: &Ctx) -> Result<Vec<ClusterRow>, String> {
             }
         };
         let seen = Seen::of(ctx, cluster).await;
+        // Home keeps what runs and what ended lately; `corral ls --all` has the rest.
+        if corral_core::ended::ended_long_ago(&seen.cluster.record, now) {
+            continue;
+        }
         let last_query_at = std::fs::metadata(seen.cluster.dir.ledger_file())
             .and_then(|m| m.modified())
             .ok()

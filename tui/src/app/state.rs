@@ -272,8 +272,14 @@ impl App {
         }
     }
 
+    /// The names a new cluster cannot take: an ended cluster's name is free again.
     pub fn cluster_names(&self) -> Vec<String> {
-        self.home.clusters.iter().map(|c| c.name.clone()).collect()
+        self.home
+            .clusters
+            .iter()
+            .filter(|c| c.state != super::view::ClusterState::Ended)
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// How often time must move on for the screen to stay true, or `None` when nothing

@@ -228,11 +228,18 @@ fn cluster_entry(record: &ClusterRecord, ledger: &Ledger) -> Option<ClusterEntry
 
 /// The clusters to look at: one, or every one in the state directory (unreadable ones are
 /// skipped with a note on stderr, so one broken directory does not hide the rest).
+/// Earlier ended clusters of the same name (moved aside when the name was reused) come first.
 pub(crate) fn clusters(name: Option<&str>) -> anyhow::Result<Vec<ClusterDir>> {
+    let parent = corral_core::paths::clusters_dir();
+    let mut dirs = corral_core::ended::earlier(&parent, name)?;
     if let Some(n) = name {
-        return Ok(vec![ClusterDir::open(n)?]);
+        match ClusterDir::open(n) {
+            Ok(d) => dirs.push(d),
+            Err(_) if !dirs.is_empty() => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(dirs);
     }
-    let mut dirs = Vec::new();
     for n in ClusterDir::list_in(&corral_core::paths::clusters_dir())? {
         match ClusterDir::open(&n) {
             Ok(d) => dirs.push(d),
@@ -246,10 +253,15 @@ fn collect(name: Option<&str>) -> anyhow::Result<History> {
     let mut h = History::default();
     for dir in clusters(name)? {
         let ledger = read_ledger(&dir.ledger_file())?;
+        let record = ClusterRecord::load(&dir).ok();
+        // An earlier cluster's directory is named `NAME@WHEN`; its record says NAME.
+        let cluster = record
+            .as_ref()
+            .map_or_else(|| dir.name(), |r| r.name.clone());
         h.queries
-            .extend(ledger.queries.iter().map(|l| query_entry(&dir.name(), l)));
-        if let Ok(record) = ClusterRecord::load(&dir)
-            && let Some(e) = cluster_entry(&record, &ledger)
+            .extend(ledger.queries.iter().map(|l| query_entry(&cluster, l)));
+        if let Some(record) = &record
+            && let Some(e) = cluster_entry(record, &ledger)
         {
             h.clusters.push(e);
         }

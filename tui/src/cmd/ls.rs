@@ -1,7 +1,9 @@
 //! `corral ls`: every cluster of this user (the cluster directories, with one `squeue` for all
 //! SLURM clusters together): backend, state, job ids, workers connected/asked, cores, walltime
 //! left. Running clusters are asked for their connected workers over a short-lived connection.
+//! Clusters that ended more than a day ago are left out unless `--all`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,6 +19,9 @@ pub struct LsArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// Every cluster, also those that ended more than a day ago.
+    #[arg(long, short = 'a')]
+    pub all: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -93,6 +98,13 @@ pub async fn run(args: LsArgs, backends: &Backends) -> anyhow::Result<ExitCode> 
         }
         e.cores = e.workers.zip(e.cores_per_worker).map(|(w, c)| w * c);
     }
+    let now = crate::app::runtime::now_unix();
+    let old: Vec<usize> = found
+        .iter()
+        .filter(|(_, c)| corral_core::ended::ended_long_ago(&c.record, now))
+        .map(|(i, _)| *i)
+        .collect();
+    let hidden = if args.all { 0 } else { old.len() };
 
     // Connected workers of the running clusters, asked all at once with a short timeout.
     let running: Vec<(usize, ClusterDir)> = found
@@ -123,28 +135,99 @@ pub async fn run(args: LsArgs, backends: &Backends) -> anyhow::Result<ExitCode> 
             entries[i].cores = Some(cores);
         }
     }
+    if !args.all {
+        let mut i = 0;
+        entries.retain(|_| {
+            i += 1;
+            !old.contains(&(i - 1))
+        });
+    }
 
     if args.json {
         println!("{}", serde_json::to_string(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let width = std::io::stdout()
+        .is_terminal()
+        .then(|| {
+            crossterm::terminal::size()
+                .ok()
+                .map(|(w, _)| usize::from(w))
+        })
+        .flatten();
+    print!("{}", table(&entries, hidden, width));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table `corral ls` prints. Names and numbers are never cut; with a terminal `width`, the
+/// DETAIL column is shortened to fit the line.
+fn table(entries: &[Entry], hidden: usize, width: Option<usize>) -> String {
+    let mut out = String::new();
+    let hidden_note = (hidden > 0).then(|| {
+        format!(
+            "({} ended more than a day ago; `corral ls --all` lists {})\n",
+            corral_core::text::count(hidden as u64, "cluster"),
+            if hidden == 1 { "it" } else { "them" }
+        )
+    });
     if entries.is_empty() {
-        println!(
-            "no clusters (start one with `corral up --name NAME`, `corral up --local --name NAME` or `corral demo`)"
+        out.push_str(
+            "no clusters (start one with `corral up --name NAME`, `corral up --local --name NAME` or `corral demo`)\n",
         );
-        return Ok(ExitCode::SUCCESS);
+        out.push_str(hidden_note.as_deref().unwrap_or(""));
+        return out;
     }
-    let width = entries
+    let name_w = entries
         .iter()
-        .map(|e| e.name.len())
+        .map(|e| e.name.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
-        "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>8} {:<20} DETAIL",
-        "NAME", "BACKEND", "STATE", "WORKERS", "CORES", "LEFT", "CREATED"
-    );
-    for e in &entries {
+    let fit = |line: String| -> String {
+        match width {
+            Some(w) if line.chars().count() > w => {
+                // At a space or comma, so no word or number is cut in two.
+                let mut cut: String = line.chars().take(w.saturating_sub(1)).collect();
+                let boundary = line
+                    .chars()
+                    .nth(cut.chars().count())
+                    .is_some_and(|c| c == ' ' || c == ',');
+                if !boundary && let Some(at) = cut.rfind([' ', ',']) {
+                    cut.truncate(at + 1);
+                }
+                cut.push('…');
+                cut
+            }
+            _ => line,
+        }
+    };
+    // The columns before DETAIL, without CREATED; CREATED goes first when a long name leaves
+    // too little room.
+    let fixed = name_w + 1 + 8 + 8 + 8 + 6 + 8;
+    let created_w = if width.is_some_and(|w| fixed + 12 + "DETAIL".len() > w) {
+        0
+    } else {
+        12
+    };
+    let col = |text: &str| {
+        if created_w == 0 {
+            String::new()
+        } else {
+            format!("{text:<11} ")
+        }
+    };
+    out.push_str(&fit(format!(
+        "{:<name_w$} {:<7} {:<7} {:>7} {:>5} {:>7} {}DETAIL",
+        "NAME",
+        "BACKEND",
+        "STATE",
+        "WORKERS",
+        "CORES",
+        "LEFT",
+        col("CREATED")
+    )));
+    out.push('\n');
+    for e in entries {
         let workers = match (e.connected, e.workers) {
             (Some(c), Some(w)) => format!("{c}/{w}"),
             (None, Some(w)) => format!("-/{w}"),
@@ -161,8 +244,14 @@ pub async fn run(args: LsArgs, backends: &Backends) -> anyhow::Result<ExitCode> 
             ),
             _ => String::new(),
         };
-        println!(
-            "{:<width$} {:<7} {:<8} {:>9} {:>5} {:>8} {:<20} {}{}",
+        // `2026-01-31T12:34:56.789Z` → `01-31 12:34` (the year is this one or the JSON's).
+        let created = e
+            .created_at
+            .as_deref()
+            .and_then(|c| c.get(5..16))
+            .map_or("?".into(), |c| c.replace('T', " "));
+        let head = format!(
+            "{:<name_w$} {:<7} {:<7} {:>7} {:>5} {:>7} {}",
             e.name,
             // `batch --here` clusters, in 7 columns.
             match e.backend.as_deref() {
@@ -175,13 +264,84 @@ pub async fn run(args: LsArgs, backends: &Backends) -> anyhow::Result<ExitCode> 
             e.cores.map_or("?".into(), |c| c.to_string()),
             e.walltime_left_secs
                 .map_or("-".into(), crate::human::duration),
-            e.created_at.as_deref().unwrap_or("?"),
-            detail,
+            col(&created),
+        );
+        let rest = format!(
+            "{detail}{}",
             e.problem
                 .as_deref()
                 .map(|p| format!("  ({p})"))
                 .unwrap_or_default()
         );
+        out.push_str(fit(format!("{head}{rest}")).trim_end());
+        out.push('\n');
     }
-    Ok(ExitCode::SUCCESS)
+    out.push_str(hidden_note.as_deref().unwrap_or(""));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, state: &str, detail: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            backend: Some("slurm".into()),
+            workers: Some(12),
+            connected: Some(12),
+            cores_per_worker: Some(2),
+            cores: Some(24),
+            state: state.into(),
+            created_at: Some("2026-12-01T06:44:17.000Z".into()),
+            dir: "/x".into(),
+            jobs: vec![1234, 1235],
+            detail: Some(detail.into()),
+            walltime_left_secs: Some(86_000),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn at_80_columns_names_and_numbers_are_whole_and_lines_fit() {
+        let long = "taxi-sweep-2026-december-first";
+        let entries = vec![
+            entry(
+                long,
+                "running",
+                "running on n[1-4] since 2026-12-01 06:44 with every worker connected",
+            ),
+            entry(
+                "lab",
+                "ended",
+                "corral down: 2 jobs cancelled, 0.41 core-hours",
+            ),
+        ];
+        let t = table(&entries, 2, Some(80));
+        for line in t.lines() {
+            assert!(line.chars().count() <= 80, "{line:?} is wider than 80");
+        }
+        assert!(
+            t.contains(&format!(
+                "{long} slurm   running   12/12    24 23h 53m jobs 1234,…"
+            )),
+            "{t}"
+        );
+        // With room, the creation time too.
+        let short = table(&[entry("lab", "running", "running")], 0, Some(80));
+        assert!(
+            short.contains("lab  slurm   running   12/12    24 23h 53m 12-01 06:44 jobs"),
+            "{short}"
+        );
+        assert!(
+            t.lines().nth(2).is_some_and(|l| l.starts_with("lab ")),
+            "{t}"
+        );
+        assert!(
+            t.contains("(2 clusters ended more than a day ago; `corral ls --all` lists them)"),
+            "{t}"
+        );
+        // Without a terminal nothing is shortened.
+        assert!(table(&entries, 0, None).contains("with every worker connected"));
+    }
 }

@@ -4,6 +4,7 @@ pub mod agg;
 pub mod batch;
 pub mod demo;
 pub mod down;
+pub mod forget;
 pub mod gen_taxi;
 pub mod history;
 pub mod ls;

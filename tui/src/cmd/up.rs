@@ -85,12 +85,7 @@ async fn run_slurm(
     let config = corral_core::config::Config::load()?;
     let spec = spec_from_flags(&args.name, &args.size, &config)?;
     let timeout = parse_timeout(args.timeout.as_deref())?;
-    if ClusterDir::open(&spec.name).is_ok() {
-        bail!(
-            "a cluster named {:?} already exists; choose another --name (see `corral ls`)",
-            spec.name
-        );
-    }
+    name_is_free(&spec.name)?;
     let basic = corral_core::slurm::validate::basic_problems(&spec);
     if !basic.is_empty() {
         eprintln!("corral: the request cannot work, nothing was submitted:");
@@ -329,6 +324,20 @@ pub fn request_summary(spec: &ClusterSpec, partition: &str, dir: &std::path::Pat
         dir.display(),
         name = spec.name,
     )
+}
+
+/// Refuses a name a cluster that has not ended still uses (an ended one's name is free again).
+pub fn name_is_free(name: &str) -> anyhow::Result<()> {
+    if let Ok(dir) = ClusterDir::open(name)
+        && corral_core::cluster_record::ClusterRecord::load(&dir)
+            .map_or(true, |r| r.stopped.is_none())
+    {
+        bail!(
+            "a cluster named {name:?} is still running or queued; choose another --name, or \
+             `corral down {name}` first (see `corral ls`)"
+        );
+    }
+    Ok(())
 }
 
 /// Exit status after Ctrl-C (128 + SIGINT), whether or not the job was cancelled.

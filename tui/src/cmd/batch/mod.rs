@@ -23,7 +23,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
 use corral_core::backend::{Backend, Backends, Cluster};
-use corral_core::cluster_dir::ClusterDir;
 use corral_core::config::Config;
 use rustix::process::Signal;
 
@@ -173,9 +172,7 @@ async fn run_inner(
 ) -> anyhow::Result<ExitCode> {
     let name = args.name.clone().unwrap_or_else(generated_name);
     corral_core::cluster_dir::validate_name(&name)?;
-    if ClusterDir::open(&name).is_ok() {
-        bail!("a cluster named {name:?} already exists; choose another --name (see `corral ls`)");
-    }
+    crate::cmd::up::name_is_free(&name)?;
     if args.min_workers == Some(0) {
         bail!("--min-workers must be at least 1");
     }
