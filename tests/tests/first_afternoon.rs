@@ -86,5 +86,8 @@ fn ls_shows_what_runs_and_what_ended_lately_and_all_shows_every_one() {
         "{ls}"
     );
     let all = env.ok(&["ls", "--all"]);
-    assert!(all.stdout.contains("old ") && all.stdout.contains("ended"), "{all}");
+    assert!(
+        all.stdout.contains("old ") && all.stdout.contains("ended"),
+        "{all}"
+    );
 }
