@@ -379,6 +379,10 @@ pub struct CoordinatorInfo {
     /// Seconds since the Unix epoch.
     pub started_at_unix: u64,
     pub hostname: String,
+    /// The SLURM node it runs on (`SLURMD_NODENAME`; the host name outside SLURM): how SLURM's
+    /// node lists name it.
+    #[serde(default)]
+    pub node: String,
     /// [`crate::protocol::PROTOCOL_VERSION`] of the coordinator, so a client of another
     /// version can say so before it connects.
     pub protocol_version: u32,
@@ -397,6 +401,7 @@ impl CoordinatorInfo {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             hostname: hostname(),
+            node: node_name(),
             protocol_version: crate::protocol::PROTOCOL_VERSION,
         }
     }

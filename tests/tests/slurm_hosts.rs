@@ -185,3 +185,144 @@ fn slurm_hosts_a_node_dies_mid_query_and_the_cluster_goes_on_exact() {
     assert!(again.success(), "{again}");
     assert_eq!(counts_in(&again.stdout), expected_counts(&data), "{again}");
 }
+
+/// Runs `program args…` inside node namespace `ns` (as a process on that host).
+fn on_node(ns: &str, program: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg("60")
+        .arg("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("nsenter runs")
+}
+
+#[test]
+fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_node_dies() {
+    let Some(bed) = slurm::require_hosts() else {
+        return;
+    };
+    let prefix = bed
+        .var("CORRAL_TESTBED_NS_PREFIX")
+        .expect("the hosts bed names its namespaces")
+        .to_string();
+    let env = Env::new("hosts-coord");
+    let on = OnSlurm::new(&env, &bed);
+    let data = env.gen_taxi("taxi", 2, 20_000, 0.0);
+    let _down = on.down_on_drop("cd");
+    let up = on.run(&[
+        "up",
+        "--name",
+        "cd",
+        "--workers",
+        "3",
+        "--cores",
+        "2",
+        "--yes",
+        "--json",
+        "--timeout",
+        "90s",
+    ]);
+    assert!(up.success(), "{up}");
+    let dir = env.cluster_dir("cd");
+    let coord_node = on.status("cd")["snapshot"]["coordinator_node"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(coord_node.starts_with('n'), "{coord_node}");
+
+    // A stranger on a node without the coordinator: the cluster's address and pinned
+    // certificate, but a secret of its own. It is refused after the TLS handshake and learns
+    // nothing; the coordinator goes on serving the real cluster.
+    let other = (1..=3)
+        .map(|i| format!("n{i}"))
+        .find(|n| *n != coord_node)
+        .expect("another node");
+    let stranger = env.path().join("stranger");
+    std::fs::create_dir_all(stranger.join("logs")).expect("stranger dir");
+    std::fs::copy(
+        dir.join("coordinator.json"),
+        stranger.join("coordinator.json"),
+    )
+    .expect("copy coordinator.json");
+    std::fs::write(stranger.join("secret"), [7u8; 32]).expect("secret");
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "go-rwx"])
+        .arg(&stranger)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let agent = corral_tests::bins::corral_agent();
+    let ns_other = format!("{prefix}{}", other.trim_start_matches('n'));
+    let refused = on_node(
+        &ns_other,
+        &agent,
+        &["worker", "--cluster", &stranger.display().to_string()],
+    );
+    let said = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(!refused.status.success(), "the stranger got in: {said}");
+    assert!(
+        said.contains("secret") || said.contains("auth") || said.contains("refused"),
+        "{said}"
+    );
+    let q = on.run(&[
+        "query",
+        "cd",
+        "--by",
+        "payment_type",
+        "--json",
+        &format!("{}/*.csv", data.display()),
+    ]);
+    assert!(q.success(), "{q}");
+    assert_eq!(counts_in(&q.stdout), expected_counts(&data), "{q}");
+
+    // The coordinator's node dies, slurmd included: the workers elsewhere exit within their
+    // orphan timeout, the job ends, and status and ls say what happened in words.
+    let _heal = HealBed(&bed);
+    let ns_coord = format!("{prefix}{}", coord_node.trim_start_matches('n'));
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(pids_in(&ns_coord))
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let agents_left = |ns: &str| {
+        pids_in(ns)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains(&*dir.to_string_lossy()))
+            })
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || agents_left(&ns_other) == 0),
+        "workers on {other} still run a minute after the coordinator's node died"
+    );
+    let mut last = serde_json::Value::Null;
+    let ended = wait_for(Duration::from_secs(90), || {
+        last = on.status("cd");
+        last["state"] == "ended"
+    });
+    assert!(ended, "never shown as ended: {last}");
+    let detail = last["observed"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("node"), "{last}");
+    let status = on.run(&["status", "cd"]);
+    assert!(status.stdout.contains("has ended"), "{status}");
+    let ls: serde_json::Value =
+        serde_json::from_str(&on.run(&["ls", "--json"]).stdout).expect("ls --json");
+    assert!(
+        ls.as_array()
+            .is_some_and(|a| a.iter().any(|c| c["name"] == "cd" && c["state"] == "ended")),
+        "{ls}"
+    );
+    // `corral down` leaves nothing queued and nothing running in any node.
+    let down = on.run(&["down", "cd"]);
+    assert!(down.success(), "{down}");
+    let ids = on.job_ids("cd");
+    assert!(on.still_queued(&ids).is_empty(), "{down}");
+    for i in 1..=3 {
+        assert_eq!(agents_left(&format!("{prefix}{i}")), 0, "n{i}");
+    }
+}

@@ -189,6 +189,50 @@ impl JobDetail {
     }
 }
 
+/// Whether SLURM's host list `list` (`n1,n[3-5],gpu[01-02]`) names `host`.
+pub fn hostlist_contains(list: &str, host: &str) -> bool {
+    // Split at commas outside brackets.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in list.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&list[start..]);
+    parts.into_iter().any(|p| match p.split_once('[') {
+        None => p == host,
+        Some((prefix, rest)) => {
+            let Some(ranges) = rest.strip_suffix(']') else {
+                return false;
+            };
+            let Some(num) = host.strip_prefix(prefix) else {
+                return false;
+            };
+            let Ok(n) = num.parse::<u64>() else {
+                return false;
+            };
+            ranges.split(',').any(|r| match r.split_once('-') {
+                // Zero-padded ranges (`01-04`) name hosts with that many digits.
+                Some((a, b)) => {
+                    a.len() == num.len().min(a.len())
+                        && (a.len() == b.len() || !a.starts_with('0'))
+                        && (!a.starts_with('0') || num.len() == a.len())
+                        && a.parse::<u64>().is_ok_and(|a| a <= n)
+                        && b.parse::<u64>().is_ok_and(|b| n <= b)
+                }
+                None => r == num,
+            })
+        }
+    })
+}
+
 /// `[D-]HH:MM:SS` / `MM:SS` elapsed times (squeue `%M`, `%L`, scontrol `RunTime`) in seconds.
 pub fn parse_elapsed_secs(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -340,6 +384,19 @@ mod tests {
         assert_eq!(e.start, "2026-11-25T23:09:07");
         assert_eq!(e.processors, 32);
         assert_eq!(e.partition, "debug");
+    }
+
+    #[test]
+    fn host_lists() {
+        assert!(hostlist_contains("n[1-2]", "n2"));
+        assert!(hostlist_contains("n1,n[3-5]", "n4"));
+        assert!(!hostlist_contains("n1,n[3-5]", "n2"));
+        assert!(hostlist_contains("n2", "n2"));
+        assert!(!hostlist_contains("n2", "n1"));
+        assert!(hostlist_contains("gpu[01-04]", "gpu03"));
+        assert!(!hostlist_contains("gpu[01-04]", "gpu3"));
+        assert!(hostlist_contains("n[1,3,7-9]", "n8"));
+        assert!(!hostlist_contains("", "n1"));
     }
 
     #[test]

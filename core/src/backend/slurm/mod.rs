@@ -128,6 +128,17 @@ pub fn ended_how(h: &JobView) -> String {
         "CANCELLED" => format!("job {} was cancelled outside corral (scancel)", h.id),
         "TIMEOUT" => format!("job {} reached its walltime", h.id),
         "GONE" => format!("job {} is no longer known to SLURM", h.id),
+        "NODE_FAIL" => format!(
+            "job {} ended because a node it ran on failed (NODE_FAIL{})",
+            h.id,
+            if h.node_list.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", h.node_list)
+            }
+        ),
+        "OUT_OF_MEMORY" => format!("job {} ran out of memory", h.id),
+        "PREEMPTED" => format!("job {} was preempted by SLURM", h.id),
         s => format!("job {} ended: {s}", h.id),
     }
 }
@@ -349,7 +360,55 @@ impl Backend for SlurmBackend {
         } else {
             self.shared_views(&ids).await?
         };
+        self.end_without_coordinator(&views, &jobs, cluster).await?;
         observed_from(&views, &jobs, cluster)
+    }
+}
+
+impl SlurmBackend {
+    /// A head job that SLURM keeps running after the coordinator's node failed (`--no-kill`
+    /// keeps the allocation for the healthy nodes) is a cluster without a coordinator: its
+    /// workers exit within their orphan timeout and nothing could use it again. It is ended
+    /// here — its jobs cancelled, the reason recorded — instead of holding its CPUs until the
+    /// walltime.
+    async fn end_without_coordinator(
+        &self,
+        views: &HashMap<JobId, JobView>,
+        jobs: &ClusterJobs,
+        cluster: &mut Cluster,
+    ) -> Result<(), BackendError> {
+        let Some(head) = jobs.head().and_then(|h| views.get(&h.id)) else {
+            return Ok(());
+        };
+        let Ok(info) = cluster.dir.read_coordinator() else {
+            return Ok(());
+        };
+        let node = info.node.clone();
+        if head.state != "RUNNING"
+            || node.is_empty()
+            || head.node_list.is_empty()
+            || crate::slurm::parse::hostlist_contains(&head.node_list, &node)
+        {
+            return Ok(());
+        }
+        let ids = jobs.ids();
+        self.forget_squeue();
+        lifecycle::cancel_and_wait(self.slurm.as_ref(), &ids, Duration::from_secs(60)).await?;
+        let how = format!(
+            "the coordinator's node {node} failed; SLURM kept job {} running on {} without it, so corral cancelled job{} {}",
+            head.id,
+            head.node_list,
+            if ids.len() == 1 { "" } else { "s" },
+            join_ids(&ids)
+        );
+        record_end(
+            cluster,
+            &how,
+            "corral",
+            &ids,
+            lifecycle::core_hours(views),
+            false,
+        )
     }
 }
 
