@@ -22,10 +22,23 @@ impl<'a> OnSlurm<'a> {
     }
 
     /// `corral ARGS` with the test's state directory, the bed's SLURM and this corral on PATH.
+    /// With `CORRAL_TEST_SLURM_API=rest` in the tests' environment, every such corral talks to
+    /// SLURM through the bed's slurmrestd (unix socket) instead of the tools: the same suite,
+    /// over the second client.
     pub fn corral(&self, args: &[&str]) -> Command {
         let mut c = self.env.corral(args);
         c.envs(self.bed.env().iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PATH", crate::expect::path_with_bins());
+        if std::env::var("CORRAL_TEST_SLURM_API").as_deref() == Ok("rest") {
+            let socket = self.bed.var("SLURMRESTD_SOCKET").unwrap_or_else(|| {
+                panic!(
+                    "CORRAL_TEST_SLURM_API=rest, but the bed's env ({}) names no SLURMRESTD_SOCKET",
+                    self.bed.source()
+                )
+            });
+            c.env("CORRAL_SLURM_API", "rest")
+                .env("CORRAL_SLURM_REST_URL", format!("unix://{socket}"));
+        }
         c
     }
 
