@@ -312,7 +312,21 @@ fn doc<T: for<'de> Deserialize<'de> + Default>(v: &serde_json::Value) -> Result<
     T::deserialize(v).map_err(|e| e.to_string())
 }
 
-/// `GET …/jobs`: the jobs of `owner` that squeue would list.
+/// States squeue does not list by default (the job is over; `GET …/job/{id}` still tells).
+const FINISHED: [&str; 9] = [
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+];
+
+/// `GET …/jobs`: the jobs of `owner` that squeue would list (slurmrestd also returns those
+/// that ended within MinJobAge).
 pub fn my_jobs(v: &serde_json::Value, owner: &Owner) -> Result<Vec<QueuedJob>, String> {
     my_jobs_at(v, owner, now())
 }
@@ -326,6 +340,7 @@ pub fn my_jobs_at(
     Ok(d.jobs
         .iter()
         .filter(|j| j.owned_by(owner))
+        .filter(|j| !FINISHED.contains(&j.state().as_str()))
         .filter_map(|j| j.queued(now))
         .collect())
 }

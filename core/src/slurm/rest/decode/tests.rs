@@ -240,6 +240,11 @@ fn v0_0_42_job_and_submit() {
     assert_eq!(d.node_list, "n[1-2]");
     assert_eq!(submitted(&fixture!("v0.0.42/submit.json")), Some(JobId(78)));
     assert_eq!(
+        my_jobs_at(&fixture!("v0.0.42/job.json"), &Owner::Uid(0), 1_796_200_000).expect("decodes"),
+        Vec::new(),
+        "an ended job is not in squeue's list"
+    );
+    assert_eq!(
         job_at(&fixture!("v0.0.42/job-unknown.json"), JobId(999_999), 0).expect("decodes"),
         None
     );
