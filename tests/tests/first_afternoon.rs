@@ -91,3 +91,36 @@ fn ls_shows_what_runs_and_what_ended_lately_and_all_shows_every_one() {
         "{all}"
     );
 }
+
+#[test]
+fn a_local_cluster_bigger_than_this_machine_is_said_with_what_fits() {
+    let env = Env::new("fa-fit");
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = (machine + 1).to_string();
+    let out = env.up("big", machine as u32 + 1, 1, &[]);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: asks for {} cores but this machine has {machine}",
+            machine + 1
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains(" fits"), "{out}");
+    let fits = env.up("small", 1, 1, &[]);
+    assert!(!fits.stderr.contains("warning"), "{fits}");
+    let batch = env.run(&[
+        "batch",
+        "--local",
+        "--workers",
+        &workers,
+        "--cores",
+        "1",
+        "--",
+        "true",
+    ]);
+    assert!(batch.success(), "{batch}");
+    assert!(
+        batch.stderr.contains("corral batch: warning: asks for"),
+        "{batch}"
+    );
+}

@@ -11,7 +11,8 @@
 //! A cluster's record (`spec.json`) names its backend; [`Backends::for_record`] is the one place
 //! that matches on it.
 //!
-//! Modules: [`events`] (progress), [`agent`] (which program runs the agent roles), `procs`
+//! Modules: [`events`] (progress), [`agent`] (which program runs the agent roles),
+//! [`local_fit`] (whether a local cluster fits this machine's cores), `procs`
 //! (detached agent processes), `link` (talking to the coordinator on a backend's behalf).
 
 pub mod agent;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod in_allocation;
 mod link;
 pub mod local;
+pub mod local_fit;
 mod procs;
 pub mod slurm;
 

@@ -20,6 +20,8 @@ pub const NOW: u64 = 1_767_225_600;
 pub fn app() -> App {
     let mut app = App::new(NOW, Defaults::default());
     app.home.loaded = true;
+    // A small machine, as the one the local wizard was first tried on.
+    app.machine_cores = 2;
     app
 }
 

@@ -224,6 +224,8 @@ pub struct App {
     pub stops_on_quit: Option<String>,
     /// SQL queries run in this session, newest last (the query form's history).
     pub sql_history: Vec<String>,
+    /// This machine's cores, which a local cluster is checked against.
+    pub machine_cores: u32,
     pub quit: bool,
 }
 
@@ -243,6 +245,7 @@ impl App {
             color: true,
             clusters_dir_display: "~/.local/state/corral/clusters".into(),
             stops_on_quit: None,
+            machine_cores: corral_core::backend::local_fit::machine_cores(),
             sql_history: Vec::new(),
             quit: false,
         }

@@ -559,6 +559,13 @@ pub fn local_spec(
     })
 }
 
+/// What to say when a local cluster asks for more cores than this machine has.
+pub fn local_fit_warning(spec: &ClusterSpec) -> Option<String> {
+    use corral_core::backend::local_fit::{local_fit, machine_cores};
+    let fit = local_fit(spec.workers, spec.cores_per_worker, machine_cores());
+    (!fit.fits()).then(|| fit.words())
+}
+
 /// Starts a local cluster and follows it until every worker is connected; on failure what
 /// was started is stopped again. Returns the cluster and how long it took.
 pub async fn start_local(
@@ -593,6 +600,9 @@ async fn run_local(
 ) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
     let spec = local_spec(&args.name, &args.size, &config)?;
+    if let Some(w) = local_fit_warning(&spec) {
+        eprintln!("corral: warning: {w}");
+    }
     let (workers, cores) = (spec.workers, spec.cores_per_worker);
     let (cluster, ready_after) = start_local(backends, &spec, &Events::none()).await?;
     let info = cluster.dir.read_coordinator()?;

@@ -67,6 +67,26 @@ fn wizard() {
 }
 
 #[test]
+fn the_local_wizard_checks_this_machines_cores() {
+    // 8 × 2 on a 2-core machine: said, with what fits; never "✓ fits: 16 cores".
+    let mut app = fixtures::wizard();
+    app.wizard.backend = crate::app::view::Backend::Local;
+    app.wizard.workers = "8".into();
+    app.wizard.cores = "2".into();
+    snap("wizard_local_too_big", &app);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(&draw(&app, w, h));
+        let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(!t.contains("✓ fits"), "{t}");
+        assert!(flat.contains("this machine has 2"), "{t}");
+    }
+    app.wizard.workers = "2".into();
+    app.wizard.cores = "1".into();
+    let t = text(&draw(&app, 160, 48));
+    assert!(t.contains("✓ fits: 2 of this machine's 2 cores"), "{t}");
+}
+
+#[test]
 fn pending() {
     let app = fixtures::pending();
     snap("pending", &app);

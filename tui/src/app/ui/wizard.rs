@@ -102,14 +102,29 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     if checked.is_clean() {
         let text = match (w.backend, &w.estimate) {
             (Backend::Local, _) => {
-                let cores = checked.spec.as_ref().map_or(0, |s| s.total_cores());
-                format!("✓ fits: {cores} cores on this machine; starts at once")
+                let fit = checked.spec.as_ref().map(|s| {
+                    corral_core::backend::local_fit::local_fit(
+                        s.workers,
+                        s.cores_per_worker,
+                        app.machine_cores,
+                    )
+                });
+                match fit {
+                    Some(f) if !f.fits() => {
+                        lines.push(Line::styled(format!("⚠ {}", f.words()), theme.warn()));
+                        String::new()
+                    }
+                    Some(f) => format!("✓ {}", f.words()),
+                    None => String::new(),
+                }
             }
             (Backend::Slurm, None) => "✓ fits the partition; estimating the start…".into(),
             (Backend::Slurm, Some(Ok(start))) => format!("✓ fits; estimated start: {start}"),
             (Backend::Slurm, Some(Err(e))) => format!("✓ fits; no start estimate ({e})"),
         };
-        lines.push(Line::styled(text, theme.ok()));
+        if !text.is_empty() {
+            lines.push(Line::styled(text, theme.ok()));
+        }
     }
     if let Some(e) = &w.error {
         lines.push(Line::styled(format!("submit failed: {e}"), theme.error()));

@@ -103,9 +103,12 @@ pub(super) async fn plan(
         return Ok(Plan {
             backend: backends.local(),
             intro: format!(
-                "local cluster {name}: {} × {}",
+                "local cluster {name}: {} × {}{}",
                 corral_core::text::count(spec.workers, "worker"),
-                corral_core::text::count(spec.cores_per_worker, "core")
+                corral_core::text::count(spec.cores_per_worker, "core"),
+                crate::cmd::up::local_fit_warning(&spec)
+                    .map(|w| format!("\ncorral batch: warning: {w}"))
+                    .unwrap_or_default()
             ),
             want: spec.workers,
             spec,
