@@ -107,7 +107,7 @@ fn cluster_names_are_checked_and_a_missing_cluster_is_named() {
     assert!(out.stderr.contains("invalid cluster name"), "{out}");
     let out = env.run(&["query", "nope", "--by", "payment_type", "x.csv"]);
     assert!(!out.success());
-    assert!(out.stderr.contains("no cluster directory"), "{out}");
+    assert!(out.stderr.contains("no cluster named \"nope\""), "{out}");
 }
 
 /// Issue 12: partitions follow the cluster's cores and the bytes, not the files: a query over

@@ -447,8 +447,8 @@ fn slurm_up_json_prints_one_object_on_stdout() {
         "{out}"
     );
     assert!(
-        out.stderr.contains("#SBATCH --ntasks=2"),
-        "the script still goes to the person: {out}"
+        out.stderr.contains("2 workers × 1 core (2 CPUs)"),
+        "the summary still goes to the person: {out}"
     );
 }
 
@@ -464,7 +464,7 @@ fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
     let (out, _guard) = up(
         on,
         "brief",
-        &["--workers", "2", "--cores", "1", "--time", "1"],
+        &["--workers", "2", "--cores", "1", "--time", "1", "--show-script"],
     );
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("#SBATCH --time=0-00:01:00"), "{out}");
