@@ -87,6 +87,72 @@ fn the_local_wizard_checks_this_machines_cores() {
 }
 
 #[test]
+fn every_value_in_the_result_pane_is_whole_at_80x24() {
+    // Sums of money are wide; the pane must never show `14173588.` for `14173588.50`.
+    let mut app = fixtures::dashboard(9);
+    let wide = crate::app::view::ResultView {
+        columns: vec![
+            "payment_type".into(),
+            "count".into(),
+            "sum(fare_amount)".into(),
+            "avg(tip_amount)".into(),
+            "sum(total_amount)".into(),
+        ],
+        rows: vec![
+            vec![
+                "1".into(),
+                "1247831".into(),
+                "14173588.50".into(),
+                "2.7634091875".into(),
+                "18123456.75".into(),
+            ],
+            vec![
+                "2".into(),
+                "731905".into(),
+                "8120455.25".into(),
+                "0.0000000000".into(),
+                "9876543.21".into(),
+            ],
+        ],
+        ..fixtures::result()
+    };
+    if let Some(a) = app.attached.as_mut() {
+        a.result = Some(Ok(wide.clone()));
+    }
+    snap("dashboard_wide_result", &app);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(&draw(&app, w, h));
+        let shown: Vec<&str> = wide
+            .rows
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|v| t.contains(v))
+            .collect();
+        // Every value of a column shown is whole; a column that does not fit is left out
+        // whole, and the pane says so.
+        for row in &wide.rows {
+            for (i, v) in row.iter().enumerate() {
+                let col_shown = wide.rows.iter().any(|r| shown.contains(&r[i].as_str()));
+                if col_shown {
+                    assert!(t.contains(v.as_str()), "{v} is cut at {w}x{h}:\n{t}");
+                }
+            }
+        }
+        if shown.len() < wide.rows.len() * wide.columns.len() {
+            assert!(t.contains(": corral query --json"), "{t}");
+        }
+        // The totals are whole too.
+        for part in [
+            "0.41 s on 9 workers / 18 cores",
+            "1995601 rows · 4 files · 287.0 MB",
+        ] {
+            assert!(t.contains(part), "{part} is cut at {w}x{h}:\n{t}");
+        }
+    }
+}
+
+#[test]
 fn pending() {
     let app = fixtures::pending();
     snap("pending", &app);

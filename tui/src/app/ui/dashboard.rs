@@ -376,45 +376,68 @@ fn result_panel(a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) {
     } else {
         r.bad_rows.len().min(3) as u16 + 1
     };
+    let layout = result_columns(&r.columns, &r.rows, inner.width);
+    let shown = layout.widths.len();
+    // Totals on two short lines (never one cut at the pane's edge), the columns left out.
+    let note = u16::from(shown < r.columns.len());
     let [table_area, summary] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(bad_lines + 1)]).areas(inner);
-    let header = Row::new(r.columns.iter().map(|c| Cell::from(c.clone()))).style(theme.header());
+        Layout::vertical([Constraint::Min(1), Constraint::Length(bad_lines + 2 + note)])
+            .areas(inner);
+    let header = Row::new(
+        r.columns
+            .iter()
+            .zip(&layout.widths)
+            .map(|(c, w)| Cell::from(abbreviate(c, *w))),
+    )
+    .style(theme.header());
     let height = table_area.height.saturating_sub(1) as usize;
     let rows: Vec<Row> = r
         .rows
         .iter()
         .skip(a.result_scroll)
         .take(height)
-        .map(|row| Row::new(row.iter().map(|c| Cell::from(c.clone()))))
-        .collect();
-    let widths: Vec<Constraint> = r
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, _)| {
-            let w = r
-                .rows
-                .iter()
-                .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
-                .chain(std::iter::once(r.columns[i].chars().count()))
-                .max()
-                .unwrap_or(4);
-            Constraint::Length(w.min(30) as u16)
+        .map(|row| {
+            Row::new(
+                row.iter()
+                    .zip(&layout.widths)
+                    .map(|(c, w)| Cell::from(abbreviate(c, *w))),
+            )
         })
         .collect();
+    let widths: Vec<Constraint> = layout
+        .widths
+        .iter()
+        .map(|w| Constraint::Length(*w as u16))
+        .collect();
     frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(2),
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(layout.spacing),
         table_area,
     );
-    let mut lines = vec![Line::raw(format!(
-        "{} rows · {} · {} · {:.2} s on {} / {}",
-        r.good_rows,
-        corral_core::text::count(r.files as u64, "file"),
-        theme::bytes(r.bytes),
-        r.seconds,
-        corral_core::text::count(r.workers, "worker"),
-        corral_core::text::count(r.cores, "core")
-    ))];
+    let mut lines = vec![
+        Line::raw(format!(
+            "{} rows · {} · {}",
+            r.good_rows,
+            corral_core::text::count(r.files as u64, "file"),
+            theme::bytes(r.bytes),
+        )),
+        Line::raw(format!(
+            "{:.2} s on {} / {}",
+            r.seconds,
+            corral_core::text::count(r.workers, "worker"),
+            corral_core::text::count(r.cores, "core")
+        )),
+    ];
+    if shown < r.columns.len() {
+        lines.push(Line::styled(
+            format!(
+                "+{}: corral query --json",
+                corral_core::text::count((r.columns.len() - shown) as u64, "column")
+            ),
+            theme.warn(),
+        ));
+    }
     if r.bad_rows.is_empty() {
         lines.push(Line::styled("no bad rows", theme.dim()));
     } else {
@@ -425,4 +448,79 @@ fn result_panel(a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) {
         }
     }
     frame.render_widget(Paragraph::new(lines), summary);
+}
+
+/// How the Result pane lays out its columns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResultColumns {
+    /// The widths of the columns shown, from the left (the rest do not fit).
+    pub widths: Vec<usize>,
+    pub spacing: u16,
+}
+
+/// Widest a text column gets before its values are shortened (numbers never are).
+const TEXT_MAX: usize = 30;
+
+/// Columns as wide as their values — a number is never cut; headers are abbreviated to their
+/// column and text values past [`TEXT_MAX`] shortened. Spacing shrinks to 1 before columns
+/// are left out from the right.
+pub fn result_columns(columns: &[String], rows: &[Vec<String>], width: u16) -> ResultColumns {
+    let width = usize::from(width);
+    let value_w = |i: usize| {
+        let mut numeric = true;
+        let w = rows
+            .iter()
+            .filter_map(|row| row.get(i))
+            .map(|c| {
+                numeric &= c.parse::<f64>().is_ok() || c.is_empty();
+                c.chars().count()
+            })
+            .max()
+            .unwrap_or(0);
+        if numeric { w } else { w.min(TEXT_MAX) }
+    };
+    let values: Vec<usize> = (0..columns.len()).map(value_w).collect();
+    // Whole headers first; then headers abbreviated to their values (a few characters at least).
+    let whole: Vec<usize> = values
+        .iter()
+        .zip(columns)
+        .map(|(w, c)| (*w).max(c.chars().count()))
+        .collect();
+    let short: Vec<usize> = values
+        .iter()
+        .zip(columns)
+        .map(|(w, c)| (*w).max(c.chars().count().min(4)))
+        .collect();
+    for (widths, spacing) in [(&whole, 2u16), (&whole, 1), (&short, 2), (&short, 1)] {
+        let total: usize =
+            widths.iter().sum::<usize>() + usize::from(spacing) * widths.len().saturating_sub(1);
+        if total <= width {
+            return ResultColumns {
+                widths: widths.clone(),
+                spacing,
+            };
+        }
+    }
+    let all = short;
+    let mut widths = Vec::new();
+    let mut used = 0;
+    for w in all {
+        let need = if widths.is_empty() { w } else { w + 1 };
+        if used + need > width && !widths.is_empty() {
+            break;
+        }
+        used += need;
+        widths.push(w);
+    }
+    ResultColumns { widths, spacing: 1 }
+}
+
+/// `text` in at most `width` characters, ending in `…` when shortened.
+fn abbreviate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
 }
