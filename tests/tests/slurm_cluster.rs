@@ -464,7 +464,15 @@ fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
     let (out, _guard) = up(
         on,
         "brief",
-        &["--workers", "2", "--cores", "1", "--time", "1", "--show-script"],
+        &[
+            "--workers",
+            "2",
+            "--cores",
+            "1",
+            "--time",
+            "1",
+            "--show-script",
+        ],
     );
     assert!(out.success(), "{out}");
     assert!(out.stdout.contains("#SBATCH --time=0-00:01:00"), "{out}");
