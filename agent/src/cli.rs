@@ -38,6 +38,11 @@ pub struct CoordinatorArgs {
     /// Partition size of queries that do not ask for another (default 64 MiB).
     #[arg(long, hide = true, value_name = "BYTES")]
     pub partition_bytes: Option<u64>,
+    /// The dashboard `corral dashboard` reaches through this coordinator: an HTTP server on
+    /// this node's loopback (127.0.0.1:PORT), e.g. the Dask scheduler's. Clients never choose
+    /// it; only a loopback address is accepted.
+    #[arg(long, value_name = "127.0.0.1:PORT", env = "CORRAL_AGENT_DASHBOARD")]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.partition_bytes {
         opts.partition_bytes = p.max(1);
     }
+    opts.dashboard = args.dashboard;
     // Two threads: connection tasks and the state task; merging and planning use blocking
     // threads of their own.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -247,6 +247,33 @@ impl ClusterClient {
         }
     }
 
+    /// Opens a stream to the cluster's dashboard (see [`ClientRequest::Dashboard`]): once this
+    /// returns, the streams carry the dashboard's TCP bytes. Refused (with the coordinator's
+    /// words) when the cluster has no dashboard or carries too many streams already.
+    pub async fn open_dashboard(&self) -> Result<(SendStream, RecvStream), ClientError> {
+        let (mut send, mut recv) = self
+            .connection
+            .open_bi()
+            .await
+            .map_err(|e| ClientError::Closed(e.to_string()))?;
+        send_frame(&mut send, &ClientRequest::Dashboard)
+            .await
+            .map_err(|e| closed(&self.connection, e))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, recv_frame::<_, ToClient>(&mut recv)).await {
+            Ok(Ok(Some(ToClient::DashboardOpen))) => Ok((send, recv)),
+            Ok(Ok(Some(ToClient::Refused { message }))) => Err(ClientError::Refused(message)),
+            Ok(Ok(Some(other))) => Err(ClientError::Unexpected(format!("{other:?}"))),
+            Ok(Ok(None)) => Err(ClientError::Closed("the dashboard stream ended".into())),
+            Ok(Err(e)) => Err(closed(&self.connection, e)),
+            Err(_) => Err(ClientError::Timeout(REQUEST_TIMEOUT)),
+        }
+    }
+
+    /// Resolves when the connection to the coordinator is gone, with why.
+    pub async fn closed(&self) -> String {
+        self.connection.closed().await.to_string()
+    }
+
     /// Shuts the cluster down (workers, then the coordinator).
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         match self.one(ClientRequest::Shutdown).await {

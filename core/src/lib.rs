@@ -22,6 +22,8 @@
 //! - [`coordinator`]: the coordinator (registry, queries, merging, ledger, snapshots) as a library.
 //! - [`worker`]: the worker (connect, report, pull partitions, compute them on threads).
 //! - [`client`]: the client API of the CLI and the TUI (snapshots, queries, drain, shutdown).
+//! - [`dashboard`]: the Dask dashboard without an open port (the local proxy and its one-time
+//!   link, the byte copying both ways, Dask's workers and task totals for the TUI).
 //! - [`cluster_record`]: `spec.json`, what a cluster is and which backend runs it.
 //! - [`ended`]: ended clusters — their names free again, their records kept for history,
 //!   `forget`.
@@ -39,6 +41,7 @@ pub mod cluster_dir;
 pub mod cluster_record;
 pub mod config;
 pub mod coordinator;
+pub mod dashboard;
 pub mod datagen;
 pub mod ended;
 pub mod logging;

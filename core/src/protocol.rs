@@ -14,6 +14,9 @@
 //! - **client ↔ coordinator**: one bidirectional stream per request. The client sends one
 //!   [`ClientRequest`] and finishes its side; the coordinator answers with [`ToClient`]s and
 //!   finishes its side when the request is over (a subscription lasts until the client stops).
+//!   The one exception is [`ClientRequest::Dashboard`]: once the coordinator answers
+//!   [`ToClient::DashboardOpen`], the stream carries raw bytes both ways, a TCP connection to the
+//!   dashboard the coordinator registered itself (a client never names where it leads).
 //!
 //! Flow control of work is by credits: a worker grants [`WorkerMsg::Slots`] (one per core plus
 //! one queued at start, one more per finished task), and the coordinator never assigns more
@@ -35,7 +38,7 @@ pub const ALPN: &[u8] = b"corral/1";
 /// Version of the message set. Peers with different versions refuse each other with
 /// [`CloseCode::VersionMismatch`]; `coordinator.json` also records it so a client can tell
 /// before it connects.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest payload of one frame. Big enough for a partial result of a wide group-by,
 /// small enough that a bogus length prefix cannot make a peer allocate without bound.
@@ -44,6 +47,15 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// The largest frame accepted before the peer is authenticated: the handshake frames are
 /// tiny, and a stranger must not make the coordinator buffer megabytes.
 pub const MAX_HANDSHAKE_FRAME_LEN: usize = 4 * 1024;
+
+/// Dashboard streams ([`ClientRequest::Dashboard`]) a coordinator carries at once, over all its
+/// clients: a browser opens about six connections per page plus a websocket, so this is room
+/// for several tabs; one more is refused with a message, never queued.
+pub const MAX_DASHBOARD_STREAMS: usize = 64;
+
+/// Bytes a dashboard stream copies at a time, in each direction, on each side (the QUIC and TCP
+/// flow control bound the rest): what is in flight per stream stays small and fixed.
+pub const DASHBOARD_COPY_BUFFER: usize = 16 * 1024;
 
 /// Who is speaking on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -390,6 +402,12 @@ pub enum ClientRequest {
     /// is neither queued nor running; its submitter gets [`ToClient::Failed`].
     /// A submitter whose connection goes away has its query cancelled the same way.
     Cancel { query: QueryId },
+    /// Open a TCP connection to the cluster's dashboard (the Dask scheduler's, on the head
+    /// node's loopback) and carry it on this stream. The target is the address the coordinator
+    /// registered, never one the client names. Answered with [`ToClient::DashboardOpen`], after
+    /// which the stream is raw bytes in both directions until either side ends it, or with
+    /// [`ToClient::Refused`] (no dashboard, too many streams open, the dashboard not answering).
+    Dashboard,
 }
 
 /// A worker's state as the coordinator sees it.
@@ -488,6 +506,9 @@ pub struct Snapshot {
     pub queries_failed: u64,
     /// The latest warnings workers forwarded (`node: message`), oldest first.
     pub warnings: Vec<String>,
+    /// A dashboard is registered ([`ClientRequest::Dashboard`] reaches it): a Dask cluster
+    /// whose scheduler is up.
+    pub dashboard: bool,
 }
 
 impl Snapshot {
@@ -571,6 +592,9 @@ pub enum ToClient {
     Cancelled {
         query: QueryId,
     },
+    /// Answer to [`ClientRequest::Dashboard`]: the coordinator is connected to the dashboard;
+    /// from the next byte on, the stream is the TCP connection's bytes.
+    DashboardOpen,
     /// The request was not understood or not allowed.
     Refused {
         message: String,
@@ -624,6 +648,8 @@ mod tests {
             },
         });
         round_trip(&ClientRequest::Cancel { query: 9 });
+        round_trip(&ClientRequest::Dashboard);
+        round_trip(&ToClient::DashboardOpen);
         round_trip(&ToClient::Cancelled { query: 9 });
         round_trip(&ToClient::Failed(QueryFailure {
             query: 1,

@@ -57,6 +57,7 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env_remove("CORRAL_WORKER_TEST_DELAY_MS")
             .env_remove("CORRAL_WORKER_ORPHAN_TIMEOUT_SECS")
+            .env_remove("CORRAL_AGENT_DASHBOARD")
             .env_remove("SLURM_JOB_ID")
             .env_remove("SLURM_CPUS_PER_TASK");
         c

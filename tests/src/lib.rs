@@ -20,6 +20,7 @@ pub mod on_slurm;
 pub mod process;
 pub mod slurm;
 pub mod tmux;
+pub mod web;
 
 use std::path::PathBuf;
 

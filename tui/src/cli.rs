@@ -34,6 +34,9 @@ pub enum Command {
     Scale(cmd::scale::ScaleArgs),
     /// Stop a cluster and make sure none of its processes keeps running.
     Down(cmd::down::DownArgs),
+    /// Serve a Dask cluster's dashboard on 127.0.0.1 of this machine (a one-time link; works
+    /// through `ssh -L`), carried over the cluster's authenticated connection.
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// List the clusters: running, pending and ended within a day (`--all`: every one).
     Ls(cmd::ls::LsArgs),
     /// Remove an ended cluster's directory and its earlier records (its name was free anyway).
@@ -139,6 +142,7 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         Some(Command::Status(args)) => rt.block_on(cmd::status::run(args, &backends)),
         Some(Command::Scale(args)) => rt.block_on(cmd::scale::run(args, &backends)),
         Some(Command::Down(args)) => rt.block_on(cmd::down::run(args, &backends)),
+        Some(Command::Dashboard(args)) => rt.block_on(cmd::dashboard::run(args)),
         Some(Command::Ls(args)) => rt.block_on(cmd::ls::run(args, &backends)),
         Some(Command::Demo(args)) => rt.block_on(cmd::demo::run(args, ui, &backends)),
         Some(Command::Batch(args)) => rt.block_on(cmd::batch::run(args, &config, &backends)),

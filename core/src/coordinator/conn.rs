@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use crate::protocol::{ClientRequest, CloseCode, ToClient, WorkerMsg};
 use crate::transport::{AuthedConnection, FrameError, recv_frame, send_frame};
 
+use super::dashboard::{self, Dashboards};
 use super::state::{Event, Frame};
 
 /// A worker must register this soon after the handshake.
@@ -36,6 +37,8 @@ pub(crate) struct Ctx {
     pub snapshots: watch::Receiver<Option<Frame>>,
     /// Subscribed clients; snapshots are only built while there are some.
     pub subscribers: Arc<AtomicUsize>,
+    /// Where dashboard streams lead, and how many are open.
+    pub dashboards: Dashboards,
 }
 
 fn is_violation(e: &FrameError) -> bool {
@@ -187,6 +190,10 @@ async fn request(mut send: SendStream, mut recv: RecvStream, ctx: Ctx) {
         }
         _ => return,
     };
+    if matches!(req, ClientRequest::Dashboard) {
+        // The stream becomes the dashboard connection's bytes: no frames after the answer.
+        return dashboard::serve(send, recv, &ctx.dashboards).await;
+    }
     let _ = serve(req, &mut send, &ctx).await;
     let _ = send.finish();
     // Keep the stream until the client has read the answer (or gave up).
@@ -319,6 +326,8 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
                 reply(send, &ToClient::ShuttingDown).await?;
             }
         }
+        // Served by `request` before it gets here (the stream is not frames afterwards).
+        ClientRequest::Dashboard => {}
         ClientRequest::DrainWorkers { workers } => {
             let ids = ask(ctx, |reply| Event::DrainWorkers { workers, reply })
                 .await

@@ -15,6 +15,7 @@
 //! workers are told to exit, `coordinator.json` is removed, connections are closed.
 
 mod conn;
+pub mod dashboard;
 pub mod ledger;
 mod state;
 #[cfg(test)]
@@ -61,6 +62,10 @@ pub struct CoordinatorOptions {
     pub plan_timeout: Duration,
     pub task_stall: Duration,
     pub server: ServerOptions,
+    /// The dashboard `corral dashboard` reaches through this coordinator (the Dask
+    /// scheduler's, on this node's loopback); `None` until one is registered with
+    /// [`Control::Dashboard`].
+    pub dashboard: Option<SocketAddr>,
 }
 
 impl CoordinatorOptions {
@@ -73,6 +78,7 @@ impl CoordinatorOptions {
             plan_timeout: PLAN_TIMEOUT,
             task_stall: TASK_STALL,
             server: ServerOptions::default(),
+            dashboard: None,
         }
     }
 }
@@ -93,6 +99,8 @@ pub enum CoordinatorError {
     WildcardBind(IpAddr),
     #[error("cannot read the bound address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("dashboard address refused: {0}")]
+    Dashboard(String),
 }
 
 /// Asks a running coordinator to do something (the binary forwards signals here).
@@ -102,6 +110,10 @@ pub enum Control {
     Shutdown { reason: String },
     /// SLURM's walltime warning: snapshots say the cluster ends soon.
     WalltimeEnding,
+    /// The dashboard (the Dask scheduler's, on this node's loopback) is up at this address,
+    /// or gone (`None`). Only this process registers it, never a client; a non-loopback
+    /// address is refused (logged, the old registration stays).
+    Dashboard(Option<SocketAddr>),
 }
 
 /// A bound coordinator, `coordinator.json` written; [`Coordinator::run`] serves.
@@ -118,6 +130,9 @@ impl Coordinator {
     pub fn bind(dir: ClusterDir, opts: CoordinatorOptions) -> Result<Self, CoordinatorError> {
         if opts.bind.is_unspecified() {
             return Err(CoordinatorError::WildcardBind(opts.bind));
+        }
+        if let Some(d) = opts.dashboard {
+            dashboard::check_address(d).map_err(CoordinatorError::Dashboard)?;
         }
         let secret = dir.load_secret()?;
         let identity = ServerIdentity::generate()?;
@@ -155,6 +170,7 @@ impl Coordinator {
         } = self;
         let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
         let (snap_tx, snap_rx) = watch::channel(None);
+        let (dash_tx, dash_rx) = watch::channel(opts.dashboard);
         let mut st = state::State::new(
             state::Config {
                 cluster: dir.name(),
@@ -168,11 +184,13 @@ impl Coordinator {
             events_tx.clone(),
             snap_tx,
         );
+        st.set_dashboard(opts.dashboard.is_some());
         let ctx = conn::Ctx {
             events: events_tx,
             next_worker: Arc::new(AtomicU64::new(1)),
             snapshots: snap_rx,
             subscribers: Arc::new(AtomicUsize::new(0)),
+            dashboards: dashboard::Dashboards::new(dash_rx),
         };
         let mut workers = JoinSet::new();
         let mut clients = JoinSet::new();
@@ -204,6 +222,14 @@ impl Coordinator {
                 c = control.recv(), if control_open => match c {
                     Some(Control::Shutdown { reason }) => break reason,
                     Some(Control::WalltimeEnding) => st.set_walltime_ending(),
+                    Some(Control::Dashboard(addr)) => match addr.map(dashboard::check_address).transpose() {
+                        Ok(addr) => {
+                            info!(?addr, "dashboard registered");
+                            dash_tx.send_replace(addr);
+                            st.set_dashboard(addr.is_some());
+                        }
+                        Err(e) => warn!("dashboard address refused: {e}"),
+                    },
                     None => control_open = false,
                 },
             }

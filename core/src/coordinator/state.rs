@@ -134,6 +134,8 @@ pub(crate) struct State {
     next_query: QueryId,
     restriction: Restriction,
     walltime_ending: bool,
+    /// A dashboard is registered (for the snapshot; the address itself is the tunnel's).
+    dashboard: bool,
     exit: Option<String>,
     past: TaskTotals,
     queries_done: u64,
@@ -177,6 +179,7 @@ impl State {
             next_query: 1,
             restriction: Restriction::default(),
             walltime_ending: false,
+            dashboard: false,
             exit: None,
             past: TaskTotals::default(),
             queries_done: 0,
@@ -192,6 +195,10 @@ impl State {
     /// Set once a client asked the cluster to shut down.
     pub fn exit_requested(&self) -> Option<&str> {
         self.exit.as_deref()
+    }
+
+    pub fn set_dashboard(&mut self, registered: bool) {
+        self.dashboard = registered;
     }
 
     pub fn set_walltime_ending(&mut self) {

@@ -2,6 +2,7 @@
 
 pub mod agg;
 pub mod batch;
+pub mod dashboard;
 pub mod demo;
 pub mod down;
 pub mod forget;

@@ -49,6 +49,7 @@ impl State {
             queries_done: self.queries_done,
             queries_failed: self.queries_failed,
             warnings: self.warnings.iter().cloned().collect(),
+            dashboard: self.dashboard,
         }
     }
 
