@@ -32,8 +32,10 @@
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
+//! - [`adapt`]: adaptive scaling — the policy (pure, simulated time) and what applies it.
 //! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown), and
 //!   counts in words (`1 worker`, `2 workers`).
+pub mod adapt;
 pub mod aggregate;
 pub mod backend;
 pub mod client;
