@@ -58,6 +58,7 @@ pub(crate) fn snapshot(
         queries_done: 0,
         queries_failed: 0,
         warnings: Vec::new(),
+        dashboard: false,
     }
 }
 
