@@ -17,6 +17,7 @@ pub struct Config {
     pub defaults: Defaults,
     pub slurm: SlurmConfig,
     pub ui: UiConfig,
+    pub notify: NotifyConfig,
 }
 
 /// What the new-cluster wizard and `corral up` start from (grabdask's prompts: 8 workers, 1 day).
@@ -112,6 +113,32 @@ impl Default for UiConfig {
     }
 }
 
+/// `[notify]`: how corral tells a user who is not looking (see `corral_core::notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Mail notifications to this address; empty: no mail.
+    pub mail: String,
+    /// The program that sends it, split on whitespace, `{to}` and `{subject}` replaced;
+    /// empty: `sendmail -t -oi` when installed, else `mail -s {subject} {to}`.
+    pub mail_command: String,
+    /// Warn this many minutes before a cluster's walltime ends.
+    pub walltime_minutes: u32,
+    /// A bell and a desktop notification (OSC 9 / OSC 777) in the TUI.
+    pub terminal: bool,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            mail: String::new(),
+            mail_command: String::new(),
+            walltime_minutes: 10,
+            terminal: true,
+        }
+    }
+}
+
 /// A configuration layer that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -127,7 +154,7 @@ pub enum ConfigError {
 }
 
 /// The sections an environment variable may address, as `CORRAL_<SECTION>_<KEY>`.
-const ENV_SECTIONS: [&str; 3] = ["defaults", "slurm", "ui"];
+const ENV_SECTIONS: [&str; 4] = ["defaults", "slurm", "ui", "notify"];
 
 impl Config {
     /// Loads site, user and environment layers (missing files are fine, broken ones are not).

@@ -33,6 +33,8 @@
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
 //! - [`adapt`]: adaptive scaling — the policy (pure, simulated time) and what applies it.
+//! - [`notify`]: notifications (ready, never starts, walltime ending, query finished, node
+//!   lost): detected, claimed once per channel, delivered by terminal escapes or mail.
 //! - [`text`]: text from files and peers made safe to print on a terminal (escapes shown), and
 //!   counts in words (`1 worker`, `2 workers`).
 pub mod adapt;
@@ -50,6 +52,7 @@ pub mod logging;
 pub mod mmap;
 pub mod model;
 pub mod netaddr;
+pub mod notify;
 pub mod paths;
 pub mod procstat;
 pub mod protocol;

@@ -241,3 +241,5 @@ impl Adapter {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod tests_support;
