@@ -24,6 +24,26 @@ pub enum Command {
     /// the coordinator's CPU and memory.
     #[command(hide = true)]
     Simulate(SimulateArgs),
+    /// Supervise a SLURM cluster from the login side while nobody watches it (started by
+    /// `corral up --keep-alive`; stopped by `corral down`).
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The cluster directory.
+    #[arg(long, value_name = "DIR")]
+    pub cluster: PathBuf,
+    /// Seconds between looks (tests shorten it).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "SECS",
+        env = "CORRAL_SUPERVISOR_TICK_SECS",
+        default_value = "5"
+    )]
+    pub tick: f64,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@
 //! - [`cli`]: the clap definition of the roles and their flags.
 //! - `coordinator`: `corral-agent coordinator --cluster DIR [--bind IP]`.
 //! - `worker`: `corral-agent worker --cluster DIR [--cores N]`.
+//! - `supervise`: `corral-agent supervise --cluster DIR` (hidden): the login-side supervisor of
+//!   a SLURM cluster (`corral_core::supervisor`), started detached by `corral up --keep-alive`.
 //! - `simulate`: `corral-agent simulate --workers N --cluster DIR` (hidden): a load tool
 //!   opening N authenticated worker connections that only heartbeat.
 //! - `signals`: SIGTERM/SIGINT/SIGUSR1 forwarded to a role's control channel.
@@ -15,6 +17,7 @@ pub mod cli;
 mod coordinator;
 mod signals;
 mod simulate;
+mod supervise;
 mod worker;
 
 use std::ffi::OsString;
@@ -56,5 +59,6 @@ pub fn run(cli: cli::AgentCli) -> anyhow::Result<ExitCode> {
         cli::Command::Coordinator(a) => coordinator::run(a),
         cli::Command::Worker(a) => worker::run(a),
         cli::Command::Simulate(a) => simulate::run(a),
+        cli::Command::Supervise(a) => supervise::run(a),
     }
 }

@@ -29,6 +29,8 @@
 //!   `forget`.
 //! - [`backend`]: one way to run a cluster (`Backend`: local processes, SLURM jobs, inside a
 //!   user's own allocation), progress as typed events; what the CLI and the TUI call.
+//! - [`supervisor`]: the login-side process that acts for a cluster while nobody watches
+//!   (jobs replaced before their walltime, `--keep-alive`), its policies and decisions log.
 //! - [`procstat`]: CPU, memory, load and command lines from `/proc`.
 //! - [`tasks`]: ownership of spawned tasks (abort on drop).
 //! - [`scaling`]: runtimes at 1, 2, 4, … cores → speedup, efficiency and the knee, in words.
@@ -60,6 +62,7 @@ pub mod scaling;
 pub mod schedule;
 pub mod security;
 pub mod slurm;
+pub mod supervisor;
 pub mod tasks;
 pub mod text;
 pub mod threads;

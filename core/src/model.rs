@@ -117,6 +117,54 @@ pub struct ClusterSpec {
     /// `None`: SLURM's default partition.
     pub partition: Option<String>,
     pub account: Option<String>,
+    /// What the login-side supervisor does for this cluster while nobody watches (see
+    /// [`crate::supervisor`]); nothing by default.
+    #[serde(default, skip_serializing_if = "Supervise::is_off")]
+    pub supervise: Supervise,
+}
+
+/// What a cluster's supervisor (a detached login-side process, [`crate::supervisor`]) does.
+/// One struct for every policy so a new one is a field here, not a new spec field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supervise {
+    /// `--keep-alive`: every job is replaced before its walltime ends (a new job of the
+    /// same role and size submitted `replace_lead_secs` ahead); the old one's workers drain
+    /// when SLURM signals them, `signal_lead_secs` ahead of the end.
+    #[serde(default)]
+    pub keep_alive: bool,
+    /// Seconds before a job's end at which SLURM signals it (`--signal=B:USR1@N`); `None`:
+    /// [`DEFAULT_SIGNAL_LEAD_SECS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_lead_secs: Option<u64>,
+    /// Seconds before a job's end at which its replacement is submitted; `None`: twice the
+    /// signal lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_lead_secs: Option<u64>,
+}
+
+/// SLURM signals a job this long before its walltime ends, unless the spec says otherwise.
+pub const DEFAULT_SIGNAL_LEAD_SECS: u64 = 300;
+
+impl Supervise {
+    /// Nothing to supervise: no supervisor process is started.
+    pub fn is_off(&self) -> bool {
+        *self == Supervise::default()
+    }
+
+    /// Whether a supervisor process is needed.
+    pub fn needs_supervisor(&self) -> bool {
+        self.keep_alive
+    }
+
+    pub fn signal_lead_secs(&self) -> u64 {
+        self.signal_lead_secs.unwrap_or(DEFAULT_SIGNAL_LEAD_SECS)
+    }
+
+    pub fn replace_lead_secs(&self) -> u64 {
+        self.replace_lead_secs
+            .unwrap_or(2 * self.signal_lead_secs())
+            .max(self.signal_lead_secs())
+    }
 }
 
 impl ClusterSpec {

@@ -20,6 +20,7 @@ fn spec(workers: u32, cores: u32, walltime: Walltime, partition: Option<&str>) -
         walltime,
         partition: partition.map(String::from),
         account: None,
+        supervise: Default::default(),
     }
 }
 

@@ -375,6 +375,7 @@ async fn slurm_rest_reads_the_limits_scontrol_reads() {
         walltime: Walltime { minutes: 60 },
         partition: Some("small".into()),
         account: None,
+        supervise: Default::default(),
     };
     let refused = lifecycle::check(&rest, &spec, dir.path(), &["/usr/bin/true".to_string()])
         .await

@@ -21,7 +21,7 @@ pub mod in_allocation;
 mod link;
 pub mod local;
 pub mod local_fit;
-mod procs;
+pub(crate) mod procs;
 pub mod slurm;
 
 use std::sync::Arc;

@@ -48,6 +48,12 @@ pub struct JobRecord {
     pub retired: u32,
     pub cores_per_worker: u32,
     pub submitted_unix: u64,
+    /// The job this one was submitted to replace before its walltime (`--keep-alive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<JobId>,
+    /// The job submitted to replace this one (set once, so it is replaced once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<JobId>,
 }
 
 /// `jobs.json`: every SLURM job of a cluster, newest last.
@@ -77,10 +83,24 @@ impl ClusterJobs {
         self.jobs.iter().find(|j| j.role == JobRole::Head)
     }
 
-    /// Workers the cluster's jobs hold now (started minus retired).
+    /// The head job that runs the cluster now, given SLURM's view of the jobs: with
+    /// `--keep-alive` a cluster has a head job and, near its end, its replacement. The newest
+    /// running one; else the newest still queued; else the newest.
+    pub fn current_head(&self, views: &HashMap<JobId, JobView>) -> Option<&JobRecord> {
+        let heads = || self.jobs.iter().rev().filter(|j| j.role == JobRole::Head);
+        let state = |j: &&JobRecord| views.get(&j.id).map(|v| v.state.as_str());
+        heads()
+            .find(|j| state(j) == Some("RUNNING"))
+            .or_else(|| heads().find(|j| views.get(&j.id).is_some_and(JobView::is_active)))
+            .or_else(|| heads().next())
+    }
+
+    /// Workers the cluster's jobs hold now (started minus retired); a job that has a
+    /// replacement counts through it.
     pub fn asked_workers(&self) -> u32 {
         self.jobs
             .iter()
+            .filter(|j| j.replaced_by.is_none())
             .map(|j| j.workers - j.retired.min(j.workers))
             .sum()
     }
@@ -152,6 +172,8 @@ pub async fn submit(
         retired: 0,
         cores_per_worker: spec.cores_per_worker,
         submitted_unix: now_unix(),
+        replaces: None,
+        replaced_by: None,
     };
     let mut jobs = ClusterJobs::load(dir)?;
     jobs.jobs.push(record.clone());
@@ -351,6 +373,7 @@ mod tests {
             walltime: Walltime::from_days(1),
             partition: None,
             account: None,
+            supervise: Default::default(),
         };
         let m = pending_message(
             "Resources",

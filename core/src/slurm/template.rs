@@ -90,6 +90,10 @@ pub fn render(
         .replace("{{WORKERS}}", &workers.to_string())
         .replace("{{CORES}}", &spec.cores_per_worker.to_string())
         .replace("{{TIME}}", &spec.walltime.to_sbatch())
+        .replace(
+            "{{SIGNAL_LEAD}}",
+            &spec.supervise.signal_lead_secs().to_string(),
+        )
         .replace("{{ROLE}}", role.as_str())
         .replace("{{LOG_OUT}}", &log("out")?)
         .replace("{{LOG_ERR}}", &log("err")?)
@@ -160,6 +164,7 @@ mod tests {
             walltime: Walltime::from_days(1),
             partition: Some("debug".into()),
             account: None,
+            supervise: Default::default(),
         }
     }
 

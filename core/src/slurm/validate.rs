@@ -391,6 +391,7 @@ mod tests {
             walltime: Walltime::from_days(days),
             partition: partition.map(String::from),
             account: None,
+            supervise: Default::default(),
         }
     }
 

@@ -267,6 +267,7 @@ impl Wizard {
             walltime,
             partition: self.partition.clone(),
             account: None,
+            supervise: Default::default(),
         };
         let (mut verdict_problems, partition, max_workers) = match (self.backend, limits) {
             (Backend::Slurm, Some(l)) => {

@@ -212,6 +212,7 @@ pub async fn run(
         walltime: Walltime::from_days(1),
         partition: None,
         account: None,
+        supervise: Default::default(),
     };
     println!(
         "corral demo: payment_type.value_counts() over {} NYC-taxi files ({:.1} M rows, {:.2} GB) on a local cluster of {} × {}",

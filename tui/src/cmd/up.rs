@@ -34,6 +34,8 @@ pub struct UpArgs {
     pub name: String,
     #[command(flatten)]
     pub size: SizeFlags,
+    #[command(flatten)]
+    pub keep: KeepAliveFlags,
     /// Submit without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -83,7 +85,8 @@ async fn run_slurm(
     backends: &Backends,
 ) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
-    let spec = spec_from_flags(&args.name, &args.size, &config)?;
+    let mut spec = spec_from_flags(&args.name, &args.size, &config)?;
+    spec.supervise = args.keep.supervise(&spec)?;
     let timeout = parse_timeout(args.timeout.as_deref())?;
     name_is_free(&spec.name)?;
     let basic = corral_core::slurm::validate::basic_problems(&spec);
@@ -457,6 +460,52 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// `--keep-alive` and its lead times.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeepAliveFlags {
+    /// Keep the cluster past its walltime: every job is replaced by a new one before it ends
+    /// (a supervisor process on this login node submits them; `corral down` stops it), and
+    /// the old job's workers drain before they leave.
+    #[arg(long)]
+    pub keep_alive: bool,
+    /// With --keep-alive: SLURM signals a job this many seconds before its end, and its
+    /// workers drain (default 300).
+    #[arg(long, value_name = "SECS", requires = "keep_alive")]
+    pub signal_lead: Option<u64>,
+    /// With --keep-alive: a job's replacement is submitted this many seconds before its end
+    /// (default twice the signal lead).
+    #[arg(long, value_name = "SECS", requires = "keep_alive")]
+    pub replace_lead: Option<u64>,
+}
+
+impl KeepAliveFlags {
+    /// What the supervisor is to do for `spec`, checked against its walltime.
+    pub fn supervise(&self, spec: &ClusterSpec) -> anyhow::Result<corral_core::model::Supervise> {
+        let s = corral_core::model::Supervise {
+            keep_alive: self.keep_alive,
+            signal_lead_secs: self.signal_lead,
+            replace_lead_secs: self.replace_lead,
+        };
+        if let Some(r) = self.replace_lead
+            && r < s.signal_lead_secs()
+        {
+            bail!(
+                "--replace-lead {r} is shorter than the signal lead {} s: the old workers would drain before their replacement is even asked for",
+                s.signal_lead_secs()
+            );
+        }
+        let walltime = spec.walltime.minutes * 60;
+        if s.keep_alive && s.replace_lead_secs() >= walltime {
+            bail!(
+                "--keep-alive replaces a job {} s before its end, but the walltime is only {} s: ask a longer --time or a shorter --replace-lead/--signal-lead",
+                s.replace_lead_secs(),
+                walltime
+            );
+        }
+        Ok(s)
+    }
+}
+
 /// The sizing flags `corral up` and `corral batch` share, as given (`None`: not on the command
 /// line, so the config's `[defaults]` decide).
 #[derive(Debug, Clone, clap::Args)]
@@ -514,6 +563,7 @@ pub fn spec_from_flags(
         walltime,
         partition: or_config(flags.partition.as_ref(), &d.partition),
         account: or_config(flags.account.as_ref(), &d.account),
+        supervise: Default::default(),
     })
 }
 
@@ -556,6 +606,7 @@ pub fn local_spec(
         walltime: Walltime::from_days(1),
         partition: None,
         account: None,
+        supervise: Default::default(),
     })
 }
 
@@ -599,6 +650,11 @@ async fn run_local(
     backends: &Backends,
 ) -> anyhow::Result<ExitCode> {
     let config = corral_core::config::Config::load()?;
+    if args.keep.keep_alive {
+        bail!(
+            "--keep-alive replaces SLURM jobs before their walltime; a local cluster has none (drop --local or --keep-alive)"
+        );
+    }
     let spec = local_spec(&args.name, &args.size, &config)?;
     if let Some(w) = local_fit_warning(&spec) {
         eprintln!("corral: warning: {w}");

@@ -169,7 +169,10 @@ fn observed_from(
     jobs: &ClusterJobs,
     cluster: &mut Cluster,
 ) -> Result<Observed, BackendError> {
-    let head = jobs.head().and_then(|h| views.get(&h.id)).cloned();
+    let head = jobs
+        .current_head(views)
+        .and_then(|h| views.get(&h.id))
+        .cloned();
     let mut list: Vec<JobView> = jobs
         .ids()
         .iter()
@@ -240,6 +243,19 @@ impl Backend for SlurmBackend {
         {
             Ok(job) => {
                 self.forget_squeue();
+                if spec.supervise.needs_supervisor() {
+                    crate::supervisor::ensure_running(&cluster, &self.agent)?;
+                    events
+                        .emit(Event::Step {
+                            words: format!(
+                                "a supervisor on this host keeps cluster {} alive (jobs replaced {} s before their end); its log: {}",
+                                spec.name,
+                                spec.supervise.replace_lead_secs(),
+                                cluster.dir.logs_dir().join(crate::supervisor::LOG).display()
+                            ),
+                        })
+                        .await;
+                }
                 events
                     .emit(Event::Submitted {
                         job: job.id,
@@ -286,6 +302,14 @@ impl Backend for SlurmBackend {
         events: &Events,
     ) -> Result<StopReport, BackendError> {
         self.forget_squeue();
+        // First, so that nothing new is submitted while the jobs are cancelled.
+        if crate::supervisor::stop(&cluster.dir).await {
+            events
+                .emit(Event::Step {
+                    words: "stopped the cluster's supervisor".into(),
+                })
+                .await;
+        }
         if super::link::ask_shutdown(&cluster.dir).await {
             events
                 .emit(Event::Step {
@@ -300,7 +324,7 @@ impl Backend for SlurmBackend {
         // nobody looked before this stop; what is still queued is cancelled anyway.
         let before = with_retry("squeue", events, || lifecycle::job_views(slurm, &ids)).await?;
         if let Some(h) = jobs
-            .head()
+            .current_head(&before)
             .and_then(|h| before.get(&h.id))
             .filter(|h| !h.is_active())
         {
@@ -377,9 +401,15 @@ impl SlurmBackend {
         jobs: &ClusterJobs,
         cluster: &mut Cluster,
     ) -> Result<(), BackendError> {
-        let Some(head) = jobs.head().and_then(|h| views.get(&h.id)) else {
+        let Some(head) = jobs.current_head(views).and_then(|h| views.get(&h.id)) else {
             return Ok(());
         };
+        // A kept-alive cluster's supervisor submits a head job whose coordinator takes over.
+        if let cluster_record::Backend::Slurm { spec, .. } = &cluster.record.backend
+            && spec.supervise.keep_alive
+        {
+            return Ok(());
+        }
         let Ok(info) = cluster.dir.read_coordinator() else {
             return Ok(());
         };

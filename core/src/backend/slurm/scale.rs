@@ -48,7 +48,7 @@ pub async fn plan(
     // Jobs that ended (e.g. scancelled from outside) no longer count.
     jobs.jobs
         .retain(|j| views.get(&j.id).is_some_and(|v| v.is_active()));
-    if jobs.head().is_none() {
+    if jobs.current_head(&views).is_none() {
         return Err(BackendError::Failed(format!(
             "cluster {name} has no running head job; start a new cluster instead"
         )));
@@ -84,7 +84,7 @@ pub async fn plan(
         remove.push(j.id);
     }
     let retire = if left > target {
-        match jobs.head() {
+        match jobs.current_head(&views) {
             Some(h) if left - target < h.workers - h.retired => {
                 let n = left - target;
                 left = target;

@@ -18,6 +18,7 @@ fn spec(name: &str, workers: u32) -> ClusterSpec {
         walltime: Walltime::from_days(1),
         partition: None,
         account: None,
+        supervise: Default::default(),
     }
 }
 

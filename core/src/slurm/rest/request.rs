@@ -353,6 +353,7 @@ mod tests {
             walltime: Walltime::from_days(1),
             partition: Some("debug".into()),
             account: Some("lab".into()),
+            supervise: Default::default(),
         }
     }
 

@@ -32,6 +32,7 @@ async fn slurm_cluster(clusters: &std::path::Path, fake: &FakeSlurm, name: &str)
         walltime: Walltime::from_days(1),
         partition: None,
         account: None,
+        supervise: Default::default(),
     };
     ClusterRecord {
         name: name.into(),

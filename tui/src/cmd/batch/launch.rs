@@ -59,6 +59,7 @@ fn here_spec(name: &str) -> anyhow::Result<(JobId, ClusterSpec)> {
         walltime: Walltime::from_days(1),
         partition: None,
         account: None,
+        supervise: Default::default(),
     };
     Ok((job, spec))
 }
