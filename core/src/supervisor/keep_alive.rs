@@ -40,7 +40,7 @@ impl KeepAlive {
         // its srun needs a task.
         let workers = (old.workers - old.retired.min(old.workers)).max(1);
         let new = lifecycle::submit(
-            t.slurm,
+            t.slurm.as_ref(),
             &t.spec,
             old.role,
             workers,

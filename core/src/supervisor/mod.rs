@@ -75,7 +75,7 @@ pub struct Tick<'a> {
     pub spec: ClusterSpec,
     /// The agent command job scripts run (for submitting jobs).
     pub agent: Vec<String>,
-    pub slurm: &'a dyn Slurm,
+    pub slurm: Arc<dyn Slurm>,
     /// `jobs.json` as read at the start of the tick.
     pub jobs: ClusterJobs,
     /// SLURM's view of every job in `jobs` (one squeue, then scontrol for finished ones).
@@ -270,7 +270,7 @@ pub async fn run(
             cluster: &mut cluster,
             spec,
             agent,
-            slurm: slurm.as_ref(),
+            slurm: Arc::clone(&slurm),
             jobs,
             views,
             snapshot,
