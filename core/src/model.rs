@@ -140,6 +140,14 @@ pub struct Supervise {
     /// signal lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_lead_secs: Option<u64>,
+    /// `--adapt MIN..MAX` (or `corral scale NAME --adapt`): the cluster grows and shrinks with
+    /// its work, see [`crate::adapt`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapt: Option<crate::adapt::Setting>,
+    /// Mail notifications (`[notify] mail` was set when the cluster started): the
+    /// supervisor mails them while nobody watches, see [`crate::notify`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mail: bool,
 }
 
 /// SLURM signals a job this long before its walltime ends, unless the spec says otherwise.
@@ -153,7 +161,7 @@ impl Supervise {
 
     /// Whether a supervisor process is needed.
     pub fn needs_supervisor(&self) -> bool {
-        self.keep_alive
+        self.keep_alive || self.adapt.is_some() || self.mail
     }
 
     pub fn signal_lead_secs(&self) -> u64 {

@@ -19,9 +19,12 @@
 //! Its pid is in `supervisor.json` (written by whoever starts it, so two starts never make
 //! two supervisors); `down` stops it before cancelling anything ([`stop`]).
 //!
-//! Policies: [`keep_alive`] (jobs replaced before their walltime ends).
+//! Policies: [`keep_alive`] (jobs replaced before their walltime ends), [`adapt`] (adaptive
+//! scaling), [`notify`] (mail notifications).
 
+pub mod adapt;
 pub mod keep_alive;
+pub mod notify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -123,6 +126,12 @@ pub fn policies_for(s: &Supervise) -> Vec<Box<dyn Policy>> {
     let mut out: Vec<Box<dyn Policy>> = Vec::new();
     if s.keep_alive {
         out.push(Box::new(keep_alive::KeepAlive::new(s)));
+    }
+    if let Some(a) = s.adapt {
+        out.push(Box::new(adapt::Adapt::new(a)));
+    }
+    if s.mail {
+        out.push(Box::new(notify::Notify::new()));
     }
     out
 }

@@ -1,5 +1,6 @@
 //! One module per CLI subcommand.
 
+pub mod adapt;
 pub mod agg;
 pub mod batch;
 pub mod dashboard;

@@ -36,6 +36,11 @@ pub struct UpArgs {
     pub size: SizeFlags,
     #[command(flatten)]
     pub keep: KeepAliveFlags,
+    /// Adaptive scaling within MIN..MAX workers: grows while queries wait for workers,
+    /// shrinks to MIN after an idle time (a supervisor process on this login node decides and
+    /// logs why; `corral down` stops it). Starts with MIN workers unless --workers says.
+    #[arg(long, value_name = "MIN..MAX", value_parser = super::adapt::parse)]
+    pub adapt: Option<super::adapt::AdaptArg>,
     /// Submit without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -87,6 +92,20 @@ async fn run_slurm(
     let config = corral_core::config::Config::load()?;
     let mut spec = spec_from_flags(&args.name, &args.size, &config)?;
     spec.supervise = args.keep.supervise(&spec)?;
+    let adapt_range = match args.adapt {
+        None => None,
+        Some(super::adapt::AdaptArg::Off) => {
+            bail!(
+                "--adapt off is for `corral scale NAME --adapt off`; to start without adapting leave --adapt out"
+            )
+        }
+        Some(super::adapt::AdaptArg::On(r)) => {
+            spec.workers = super::adapt::start_workers(r, args.size.workers)?;
+            Some(r)
+        }
+    };
+    // The supervisor mails what happens while nobody watches.
+    spec.supervise.mail = !config.notify.mail.trim().is_empty();
     let timeout = parse_timeout(args.timeout.as_deref())?;
     name_is_free(&spec.name)?;
     let basic = corral_core::slurm::validate::basic_problems(&spec);
@@ -111,6 +130,15 @@ async fn run_slurm(
             eprintln!("  nearest request that fits: {}", up_command(n));
         }
         return Ok(ExitCode::from(2));
+    }
+    if let Some(r) = adapt_range {
+        match super::adapt::setting(slurm, &spec, r).await {
+            Ok(s) => spec.supervise.adapt = Some(s),
+            Err(e) => {
+                eprintln!("corral: {e}; nothing was submitted");
+                return Ok(ExitCode::from(2));
+            }
+        }
     }
     let partition = verdict.partition.clone().unwrap_or_default();
     let script = template::render(
@@ -485,6 +513,7 @@ impl KeepAliveFlags {
             keep_alive: self.keep_alive,
             signal_lead_secs: self.signal_lead,
             replace_lead_secs: self.replace_lead,
+            ..Default::default()
         };
         if let Some(r) = self.replace_lead
             && r < s.signal_lead_secs()
@@ -653,6 +682,11 @@ async fn run_local(
     if args.keep.keep_alive {
         bail!(
             "--keep-alive replaces SLURM jobs before their walltime; a local cluster has none (drop --local or --keep-alive)"
+        );
+    }
+    if args.adapt.is_some() {
+        bail!(
+            "--adapt scales by SLURM jobs (a supervisor submits and cancels them); a local cluster has none: drop --local or --adapt, or scale by hand with `corral scale NAME --workers W`"
         );
     }
     let spec = local_spec(&args.name, &args.size, &config)?;
