@@ -8,8 +8,8 @@ use corral_core::scaling::Point;
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::view::{
-    Backend, CancelReport, ClusterRow, ClusterSnapshot, JobStatusView, Limits, QueryProgress,
-    ResultView,
+    AdaptView, Backend, CancelReport, ClusterRow, ClusterSnapshot, JobStatusView, Limits,
+    QueryProgress, ResultView,
 };
 
 /// Something that happened: a key, a timer, or the answer to a `Cmd`.
@@ -81,6 +81,21 @@ pub enum Msg {
         name: String,
         result: Result<Vec<String>, String>,
     },
+    /// Adaptive scaling of `name`: its range and latest decision (from the supervisor's
+    /// decisions log), or `None` when it does not adapt.
+    Adapt {
+        name: String,
+        adapt: Option<AdaptView>,
+    },
+    /// Something the user should know even when not looking (ready, never starts, walltime
+    /// ending, query finished, node lost), claimed for this terminal: shown in the flash line,
+    /// and `alert` (a bell and OSC 9/777) written to the terminal.
+    Notice {
+        name: String,
+        title: String,
+        body: String,
+        alert: String,
+    },
     /// An effect failed outside any of the above (e.g. "not available yet: …").
     Error(String),
 }
@@ -131,6 +146,9 @@ pub enum Cmd {
     ReadLogs {
         name: String,
     },
+    /// Write these bytes to the terminal between frames (a notice's bell and escapes; the
+    /// runtime does it, since it owns the terminal).
+    Alert(String),
     /// Leave the TUI (clusters keep running).
     Quit,
 }

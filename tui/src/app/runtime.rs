@@ -186,6 +186,12 @@ async fn event_loop(mut app: App, start: Start, mouse: bool, config: Config) -> 
             for cmd in app.update(msg) {
                 if cmd == Cmd::Quit {
                     app.quit = true;
+                } else if let Cmd::Alert(bytes) = &cmd {
+                    // Between frames: the escapes move no cursor, so the next draw is intact.
+                    use std::io::Write as _;
+                    let out = terminal.backend_mut();
+                    let _ = out.write_all(bytes.as_bytes());
+                    let _ = out.flush();
                 } else {
                     effects.execute(cmd);
                 }

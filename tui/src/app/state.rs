@@ -168,6 +168,8 @@ pub struct Attached {
     pub ended: Option<String>,
     /// The connection is gone (the reason), but the last snapshot stays visible.
     pub lost: Option<String>,
+    /// Adaptive scaling, when the cluster adapts.
+    pub adapt: Option<super::view::AdaptView>,
 }
 
 impl Attached {
@@ -193,6 +195,7 @@ impl Attached {
             ending: false,
             ended: None,
             lost: None,
+            adapt: None,
         }
     }
 }

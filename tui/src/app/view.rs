@@ -244,3 +244,14 @@ pub struct Limits {
     pub partitions: Vec<corral_core::slurm::Partition>,
     pub nodes: Vec<corral_core::slurm::Node>,
 }
+
+/// Adaptive scaling of the attached cluster, for the dashboard's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdaptView {
+    /// `1..8`.
+    pub range: String,
+    /// Decisions so far.
+    pub decisions: usize,
+    /// The latest: when, and what and why in words.
+    pub last: Option<(Unix, String)>,
+}

@@ -17,11 +17,13 @@
 //! - `seen`: one look at a cluster's records, backend and coordinator (Home and watch share it);
 //! - `query`: queries, sweeps and the ledger's history;
 //! - `lifecycle`: scale and cancel through the cluster's backend;
-//! - `logs`: the cluster's log files.
+//! - `logs`: the cluster's log files;
+//! - `notices`: notifications and adaptive-scaling decisions of the attached cluster.
 
 mod home;
 mod lifecycle;
 mod logs;
+mod notices;
 mod query;
 mod seen;
 mod start;
@@ -56,6 +58,8 @@ struct Ctx {
     clusters: PathBuf,
     /// Where relative query inputs are resolved from (the directory corral started in).
     cwd: PathBuf,
+    /// `[notify]`: whether notices reach this terminal, and the walltime warning's lead.
+    notify: corral_core::config::NotifyConfig,
 }
 
 impl Ctx {
@@ -80,12 +84,16 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 impl Effects {
     pub fn new(tx: mpsc::Sender<Msg>, config: Config) -> Effects {
-        Effects::with(
+        let mut e = Effects::with(
             tx,
             crate::progress::backends(&config),
             paths::clusters_dir(),
             std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-        )
+        );
+        if let Some(ctx) = Arc::get_mut(&mut e.ctx) {
+            ctx.notify = config.notify.clone();
+        }
+        e
     }
 
     /// Effects over these backends and clusters' directory (tests use a fake SLURM).
@@ -101,6 +109,7 @@ impl Effects {
                 backends,
                 clusters,
                 cwd,
+                notify: Default::default(),
             }),
             tasks: JoinSet::new(),
             watches: HashMap::new(),
@@ -141,7 +150,8 @@ impl Effects {
         while self.tasks.try_join_next().is_some() {}
         tracing::debug!(?cmd, "effect");
         match cmd {
-            Cmd::Quit => {}
+            // The runtime writes alerts itself (it owns the terminal).
+            Cmd::Quit | Cmd::Alert(_) => {}
             Cmd::ListClusters => {
                 let tx = self.tx.clone();
                 let ctx = Arc::clone(&self.ctx);

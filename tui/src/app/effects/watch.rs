@@ -11,6 +11,7 @@ use super::super::convert;
 use super::super::msg::Msg;
 use super::super::runtime::now_unix;
 use super::super::view::{Backend, ClusterSnapshot, ClusterState};
+use super::notices::{Notices, adapt_view};
 use super::seen::Seen;
 use super::{Ctx, WATCH_EVERY};
 
@@ -21,8 +22,14 @@ async fn look(ctx: &Arc<Ctx>, name: &str) -> Look {
 pub(super) async fn watch(ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, name: String) {
     let mut last: Vec<Msg> = Vec::new();
     let mut last_error = String::new();
+    let mut notices = Notices::new(&ctx, &name);
     loop {
         let look = look(&ctx, &name).await;
+        for m in notices.look(look.observed.as_ref(), None) {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
         // Post only what changed: an idle cluster must not cause redraws.
         if look.msgs != last {
             for m in look.msgs.iter().cloned() {
@@ -33,7 +40,7 @@ pub(super) async fn watch(ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, name: String) {
             last = look.msgs.clone();
         }
         if look.has_coordinator {
-            match stream(&ctx, &tx, &name, look.context).await {
+            match stream(&ctx, &tx, &name, look.context, look.observed, &mut notices).await {
                 Ok(()) => return,
                 Err(e) => {
                     if e != last_error {
@@ -66,6 +73,8 @@ async fn stream(
     tx: &mpsc::Sender<Msg>,
     name: &str,
     mut context: convert::Context,
+    mut observed: Option<corral_core::backend::Observed>,
+    notices: &mut Notices,
 ) -> Result<(), String> {
     let dir = ctx.dir(name)?;
     let client = ClusterClient::connect(&dir)
@@ -76,10 +85,16 @@ async fn stream(
     slurm_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     slurm_every.tick().await;
     let mut last_status: Option<Msg> = None;
+    let mut last_adapt: Option<Msg> = None;
     loop {
         tokio::select! {
             item = sub.receiver().recv() => match item {
                 Some(Ok(s)) => {
+                    for m in notices.look(observed.as_ref(), Some(&s)) {
+                        if tx.send(m).await.is_err() {
+                            return Ok(());
+                        }
+                    }
                     let snap = convert::snapshot(&s, &context, now_unix());
                     if tx.send(Msg::Snapshot(snap)).await.is_err() {
                         return Ok(());
@@ -91,6 +106,16 @@ async fn stream(
             _ = slurm_every.tick() => {
                 let look = look(ctx, name).await;
                 context = look.context;
+                observed = look.observed;
+                let adapt = look.msgs.iter().find(|m| matches!(m, Msg::Adapt { .. })).cloned();
+                if adapt.is_some() && adapt != last_adapt {
+                    if let Some(m) = adapt.clone()
+                        && tx.send(m).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                    last_adapt = adapt;
+                }
                 let status = look.msgs.into_iter().find(|m| matches!(m, Msg::JobStatus { .. }));
                 if status.is_some() && status != last_status {
                     if let Some(m) = status.clone()
@@ -112,6 +137,8 @@ struct Look {
     /// What the directory and SLURM add to the coordinator's snapshots.
     context: convert::Context,
     has_coordinator: bool,
+    /// The backend's view (for notices), when it answered.
+    observed: Option<corral_core::backend::Observed>,
 }
 
 async fn look_at(ctx: &Ctx, name: &str) -> Look {
@@ -125,6 +152,7 @@ async fn look_at(ctx: &Ctx, name: &str) -> Look {
                 }],
                 context: convert::Context::default(),
                 has_coordinator: false,
+                observed: None,
             };
         }
     };
@@ -141,6 +169,12 @@ async fn look_at(ctx: &Ctx, name: &str) -> Look {
         msgs.push(Msg::Detached {
             name: name.into(),
             reason: format!("cannot ask SLURM: {e}"),
+        });
+    }
+    if backend_is_slurm(&seen) {
+        msgs.push(Msg::Adapt {
+            name: name.into(),
+            adapt: adapt_view(&seen),
         });
     }
     let core_hours = seen.observed.as_ref().ok().map(|o| o.core_hours);
@@ -185,5 +219,10 @@ async fn look_at(ctx: &Ctx, name: &str) -> Look {
         msgs,
         context,
         has_coordinator: coord.is_some() && state != ClusterState::Ended,
+        observed: seen.observed.as_ref().ok().cloned(),
     }
+}
+
+fn backend_is_slurm(seen: &Seen) -> bool {
+    seen.backend() == Backend::Slurm
 }

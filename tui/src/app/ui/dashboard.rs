@@ -19,8 +19,10 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         return;
     };
     let bottom_h = (area.height / 2).clamp(6, 16);
+    // A third header line while the cluster adapts: its range and latest decision.
+    let head_h = 3 + u16::from(a.adapt.is_some());
     let [head, workers, bottom] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(head_h),
         Constraint::Min(3),
         Constraint::Length(bottom_h),
     ])
@@ -113,8 +115,26 @@ fn header(app: &App, a: &Attached, theme: Theme, frame: &mut Frame, area: Rect) 
     if let Some(e) = &a.ended {
         line2 = vec![Span::styled(e.clone(), theme.state(ClusterState::Ended))];
     }
+    let mut lines = vec![Line::from(spans), Line::from(line2)];
+    if let Some(ad) = &a.adapt {
+        let mut l = vec![Span::styled(format!("adapts {}", ad.range), theme.title())];
+        match &ad.last {
+            Some((at, what)) => l.push(Span::raw(format!(
+                "  {} {}, latest {} ago: {what}",
+                ad.decisions,
+                if ad.decisions == 1 {
+                    "decision"
+                } else {
+                    "decisions"
+                },
+                theme::duration(app.now.saturating_sub(*at))
+            ))),
+            None => l.push(Span::styled("  no decision yet", theme.dim())),
+        }
+        lines.push(Line::from(l));
+    }
     frame.render_widget(
-        Paragraph::new(vec![Line::from(spans), Line::from(line2)])
+        Paragraph::new(lines)
             .block(Block::default().borders(Borders::LEFT | Borders::RIGHT | Borders::TOP)),
         area,
     );

@@ -92,6 +92,21 @@ impl App {
                 Vec::new()
             }
             Msg::QueryDone { name, result } => self.on_query_done(&name, result),
+            Msg::Adapt { name, adapt } => {
+                if let Some(a) = self.attached_mut(&name) {
+                    a.adapt = adapt;
+                }
+                Vec::new()
+            }
+            Msg::Notice {
+                name: _,
+                title,
+                body,
+                alert,
+            } => {
+                self.flash = Some((format!("{title}: {body}"), Severity::Info));
+                vec![Cmd::Alert(alert)]
+            }
             Msg::Scaled { name, result } => {
                 self.flash = Some(match result {
                     Ok(what) => (format!("{name}: {what}"), Severity::Info),
