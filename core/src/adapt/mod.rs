@@ -124,7 +124,8 @@ pub fn observe(
 ) -> Observation {
     let mut asked = 0u32;
     let mut pending = 0u32;
-    for j in &jobs.jobs {
+    // A job that has a replacement (keep-alive) counts through it, as in `asked_workers`.
+    for j in jobs.jobs.iter().filter(|j| j.replaced_by.is_none()) {
         let Some(v) = views.get(&j.id).filter(|v| v.is_active()) else {
             continue;
         };

@@ -13,6 +13,8 @@ fn job(id: u64, role: JobRole, workers: u32, retired: u32) -> JobRecord {
         retired,
         cores_per_worker: 2,
         submitted_unix: 0,
+        replaces: None,
+        replaced_by: None,
     }
 }
 

@@ -41,8 +41,8 @@ impl Policy for Adapt {
             t.spec.cores_per_worker,
             setting.limit,
         );
-        let backend =
-            crate::backend::Backends::new(std::sync::Arc::clone(&t.slurm)).for_record(&t.cluster.record);
+        let backend = crate::backend::Backends::new(std::sync::Arc::clone(&t.slurm))
+            .for_record(&t.cluster.record);
         let Some(applied) = adapter
             .tick(&obs, backend.as_ref(), t.cluster, &Events::none())
             .await
