@@ -60,6 +60,13 @@ impl Session {
         self.cleanup.push(cmd);
     }
 
+    /// Appends everything the program in the pane writes (raw bytes, escape sequences
+    /// included) to `file`, from now on.
+    pub fn pipe_to(&self, file: &Path) {
+        let cmd = format!("cat >> {}", sh_quote(&file.display().to_string()));
+        tmux(&["pipe-pane", "-o", "-t", &self.name, &cmd]);
+    }
+
     pub fn screen(&self) -> String {
         tmux(&["capture-pane", "-p", "-t", &self.name])
     }
