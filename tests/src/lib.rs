@@ -16,6 +16,7 @@
 pub mod bins;
 pub mod cluster;
 pub mod expect;
+pub mod hosts;
 pub mod on_slurm;
 pub mod process;
 pub mod slurm;

@@ -10,51 +10,17 @@ use std::time::Duration;
 
 use corral_tests::cluster::{Env, wait_for};
 use corral_tests::expect::{counts_in, expected_counts};
+use corral_tests::hosts::Hosts;
 use corral_tests::on_slurm::OnSlurm;
-use corral_tests::slurm;
-
-/// Every pid in network namespace `ns`.
-fn pids_in(ns: &str) -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", ns])
-        .output()
-        .expect("ip netns pids");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
-/// Brings the bed back whole after a test killed one of its nodes: `up` with the knobs the
-/// bed's env file records restarts an unhealthy bed.
-struct HealBed<'a>(&'a slurm::Slurm);
-
-impl Drop for HealBed<'_> {
-    fn drop(&mut self) {
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm-test-cluster");
-        let mut up = std::process::Command::new(script);
-        up.arg("up").stdout(Stdio::null()).stderr(Stdio::null());
-        for (k, v) in self.0.env() {
-            if k.starts_with("CORRAL_TESTBED_") {
-                up.env(k, v);
-            }
-        }
-        let _ = up.status();
-    }
-}
 
 #[test]
 fn slurm_hosts_a_node_dies_mid_query_and_the_cluster_goes_on_exact() {
-    let Some(bed) = slurm::require_hosts() else {
+    let Some(hosts) = Hosts::require() else {
         return;
     };
-    let prefix = bed
-        .var("CORRAL_TESTBED_NS_PREFIX")
-        .expect("the hosts bed names its namespaces")
-        .to_string();
+    let bed = &hosts.bed;
     let env = Env::new("hosts-death");
-    let on = OnSlurm::new(&env, &bed);
+    let on = OnSlurm::new(&env, bed);
     let data = env.gen_taxi("taxi", 6, 60_000, 0.0);
     let _down = on.down_on_drop("nd");
     // 3 workers × 2 cores on nodes of 4 CPUs: the head job spans two nodes. Each task waits
@@ -121,16 +87,8 @@ fn slurm_hosts_a_node_dies_mid_query_and_the_cluster_goes_on_exact() {
         busy && !victim_node.is_empty()
     });
     assert!(started, "the query never got going on two nodes");
-    let ns = format!("{prefix}{}", victim_node.trim_start_matches('n'));
-    let pids = pids_in(&ns);
-    assert!(!pids.is_empty(), "nothing runs in {ns}");
-    let killed = std::process::Command::new("kill")
-        .arg("-KILL")
-        .args(&pids)
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let _heal = HealBed(&bed);
+    hosts.kill_node(&victim_node);
+    let _restore = hosts.restore_on_drop();
 
     // The query finishes exact: the dead node's partitions ran again elsewhere.
     let out = query.wait_with_output().expect("query ends");
@@ -186,29 +144,14 @@ fn slurm_hosts_a_node_dies_mid_query_and_the_cluster_goes_on_exact() {
     assert_eq!(counts_in(&again.stdout), expected_counts(&data), "{again}");
 }
 
-/// Runs `program args…` inside node namespace `ns` (as a process on that host).
-fn on_node(ns: &str, program: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("timeout")
-        .arg("60")
-        .arg("nsenter")
-        .arg(format!("--net=/run/netns/{ns}"))
-        .arg(program)
-        .args(args)
-        .output()
-        .expect("nsenter runs")
-}
-
 #[test]
 fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_node_dies() {
-    let Some(bed) = slurm::require_hosts() else {
+    let Some(hosts) = Hosts::require() else {
         return;
     };
-    let prefix = bed
-        .var("CORRAL_TESTBED_NS_PREFIX")
-        .expect("the hosts bed names its namespaces")
-        .to_string();
+    let bed = &hosts.bed;
     let env = Env::new("hosts-coord");
-    let on = OnSlurm::new(&env, &bed);
+    let on = OnSlurm::new(&env, bed);
     let data = env.gen_taxi("taxi", 2, 20_000, 0.0);
     let _down = on.down_on_drop("cd");
     let up = on.run(&[
@@ -254,9 +197,8 @@ fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_nod
         .expect("chmod");
     assert!(chmod.success());
     let agent = corral_tests::bins::corral_agent();
-    let ns_other = format!("{prefix}{}", other.trim_start_matches('n'));
-    let refused = on_node(
-        &ns_other,
+    let refused = hosts.on_node(
+        &other,
         &agent,
         &["worker", "--cluster", &stranger.display().to_string()],
     );
@@ -279,16 +221,11 @@ fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_nod
 
     // The coordinator's node dies, slurmd included: the workers elsewhere exit within their
     // orphan timeout, the job ends, and status and ls say what happened in words.
-    let _heal = HealBed(&bed);
-    let ns_coord = format!("{prefix}{}", coord_node.trim_start_matches('n'));
-    let killed = std::process::Command::new("kill")
-        .arg("-KILL")
-        .args(pids_in(&ns_coord))
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let agents_left = |ns: &str| {
-        pids_in(ns)
+    let _restore = hosts.restore_on_drop();
+    hosts.kill_node(&coord_node);
+    let agents_left = |node: &str| {
+        hosts
+            .pids(node)
             .into_iter()
             .filter(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/cmdline"))
@@ -297,7 +234,7 @@ fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_nod
             .count()
     };
     assert!(
-        wait_for(Duration::from_secs(60), || agents_left(&ns_other) == 0),
+        wait_for(Duration::from_secs(60), || agents_left(&other) == 0),
         "workers on {other} still run a minute after the coordinator's node died"
     );
     let mut last = serde_json::Value::Null;
@@ -323,6 +260,6 @@ fn slurm_hosts_a_stranger_on_another_node_gets_nothing_then_the_coordinators_nod
     let ids = on.job_ids("cd");
     assert!(on.still_queued(&ids).is_empty(), "{down}");
     for i in 1..=3 {
-        assert_eq!(agents_left(&format!("{prefix}{i}")), 0, "n{i}");
+        assert_eq!(agents_left(&format!("n{i}")), 0, "n{i}");
     }
 }

@@ -1,8 +1,10 @@
 //! The TUI end to end, in tmux, against the REAL SLURM test bed: start `corral`, press `n`, fill
 //! the wizard (4 workers × 2 cores, 1 day, SLURM), submit, see the pending screen and then
 //! `workers=4 cores=8`, run the payment_type query on generated data and see the exact counts of
-//! `expected.json`, press `+` for one more worker (a second SLURM job), see `workers=5`, press
-//! `c` and `y`, see the cluster ended, and check with `squeue` that none of its jobs is left.
+//! `expected.json`, press `+` for one more worker (a second SLURM job), see `workers=5`, `-` for
+//! one fewer (the job goes), press `c` and `y`, see the cluster ended, and check with `squeue`
+//! that none of its jobs is left. The walk runs on the shared bed and on the hosts-mode bed,
+//! where the dashboard names each worker's node.
 //!
 //! Needs the test bed (`scripts/slurm-test-cluster up`) and tmux; skips without them, except
 //! under CI, where it fails.
@@ -23,7 +25,25 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
     if !tmux::require() {
         return;
     }
-    let tmp = shared_tempdir("tui-slurm");
+    walk(&bed, "tui-slurm");
+}
+
+/// The same walk on the hosts-mode bed (every node its own host, 3 nodes × 4 CPUs): the
+/// cluster spans nodes, and the dashboard names each worker's node.
+#[test]
+fn slurm_hosts_tui_walk_shows_each_workers_node() {
+    let Some(bed) = slurm::require_hosts() else {
+        return;
+    };
+    if !tmux::require() {
+        return;
+    }
+    walk(&bed, "tui-hosts");
+}
+
+/// wizard → pending → dashboard → query → `+` → `-` → cancel, on `bed`.
+fn walk(bed: &slurm::Slurm, tag: &str) {
+    let tmp = shared_tempdir(tag);
     let state = tmp.path().join("state");
     let config = tmp.path().join("config");
     let data = tmp.path().join("data");
@@ -55,7 +75,7 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
         sh_quote(&config.display().to_string()),
         sh_quote(&corral.display().to_string())
     );
-    let mut session = Session::start("tui-slurm", 120, 36, &cmd);
+    let mut session = Session::start(tag, 120, 36, &cmd);
     // Whatever happens, nothing of this test stays queued: corral down, then scancel by name.
     let mut down = bed.command(&corral);
     down.args(["down", &name])
@@ -104,6 +124,27 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
     session.wait_text("Waiting to start", long);
     session.wait_text("workers=4 cores=8", long);
     session.wait_text("✓ authenticated", long);
+    // Each worker's node is on the dashboard, as SLURM placed it.
+    let mut status = bed.command(&corral);
+    status
+        .args(["status", &name, "--json"])
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_CONFIG_HOME", &config);
+    let status = status.output().expect("corral status");
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    let nodes: std::collections::BTreeSet<String> = v["snapshot"]["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["node"].as_str().map(String::from))
+        .collect();
+    if bed.var("CORRAL_TESTBED_NET") == Some("hosts") {
+        // 4 × 2 cores on nodes of 4 CPUs: more than one node.
+        assert!(nodes.len() >= 2, "{v}");
+    }
+    for n in &nodes {
+        session.wait_text(&format!("● {n} "), long);
+    }
 
     // The training query; the counts must be exact.
     session.keys(&["r"]);
@@ -129,6 +170,17 @@ fn slurm_cluster_from_the_wizard_to_cancel() {
         2,
         "the head job and one worker job: {jobs:?}"
     );
+    // And one fewer again: the worker job goes.
+    session.keys(&["-"]);
+    session.wait_text("Remove how many workers", long);
+    session.type_text("1");
+    session.keys(&["Enter"]);
+    session.wait_text("workers=4 cores=8", long);
+    let gone = corral_tests::cluster::wait_for(long, || {
+        bed.run_ok("squeue", &["-h", "-n", &job_name, "-o", "%i"])
+            .is_ok_and(|o| o.stdout.lines().count() == 1)
+    });
+    assert!(gone, "the worker job is still queued after -");
 
     // Cancel: y ends it, and SLURM lists none of its jobs afterwards.
     session.keys(&["c"]);

@@ -681,3 +681,48 @@ async fn a_result_too_large_to_send_is_a_failure_that_says_why() {
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     drop((ctl, wtx));
 }
+
+#[tokio::test]
+async fn a_worker_cut_off_and_back_is_a_new_worker_and_the_user_is_told() {
+    let mut h = Harness::new();
+    h.join(1);
+    h.join(2);
+    // Worker 2 (n2, pid 1) goes silent and is declared lost.
+    h.st.handle(Event::WorkerLeft {
+        id: 2,
+        why: "heartbeat timeout".into(),
+    });
+    assert!(h.st.snapshot().warnings.is_empty());
+    // The same process connects again once the partition heals.
+    let (out, rx) = mpsc::channel(1024);
+    h.st.handle(Event::WorkerJoined {
+        id: 3,
+        reg: reg("n2"),
+        out,
+        conn: None,
+    });
+    h.outboxes.insert(3, rx);
+    let s = h.st.snapshot();
+    assert_eq!(h.st.live_workers(), 2);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.starts_with("n2: worker 2 (pid 1) was declared lost")
+                && w.ends_with("it rejoined as worker 3")),
+        "{:?}",
+        s.warnings
+    );
+    // Another process on that node is just a new worker.
+    let (out, rx) = mpsc::channel(1024);
+    h.st.handle(Event::WorkerJoined {
+        id: 4,
+        reg: Registration {
+            pid: 2,
+            ..reg("n2")
+        },
+        out,
+        conn: None,
+    });
+    h.outboxes.insert(4, rx);
+    assert_eq!(h.st.snapshot().warnings.len(), 1);
+}

@@ -255,6 +255,17 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
         }
         Err(e) => {
             println!("cluster {} is {state}: {e:#}", args.name);
+            // The backend says it runs, the coordinator does not answer: a network between here
+            // and its node (or the coordinator itself) is the suspect; say what still works.
+            if !observed.jobs.is_empty() {
+                println!(
+                    "SLURM says it is running ({}); the coordinator's node may be cut off from \
+                     here. Retry `corral status {name}` (the TUI reconnects by itself), or end it \
+                     with `corral down {name}`.",
+                    observed.detail,
+                    name = args.name
+                );
+            }
             Ok(ExitCode::from(3))
         }
     }

@@ -49,6 +49,7 @@ impl State {
         conn: Option<quinn::Connection>,
     ) {
         info!(worker = id, node = %reg.node, pid = reg.pid, cores = reg.cores, slurm = ?reg.slurm, "worker joined");
+        self.note_rejoin(id, &reg);
         let w = Worker {
             reg,
             out,
@@ -126,16 +127,43 @@ impl State {
             WorkerMsg::Warning { message } => {
                 let line = format!("{}: {message}", w.reg.node);
                 warn!(worker = id, "{line}");
-                self.warnings.push_back(line);
-                while self.warnings.len() > WARNINGS_KEPT {
-                    self.warnings.pop_front();
-                }
+                self.warn_user(line);
             }
             WorkerMsg::Leaving { reason } => {
                 let why = format!("left: {reason}");
                 w.leaving = true;
                 self.lose(id, &why);
             }
+        }
+    }
+
+    /// A process this coordinator declared lost (same node, same pid) that connects again was
+    /// cut off, not dead — a partition longer than the heartbeat timeout. It joins as a new
+    /// worker (what it held was re-run; a late result of its old attempts is dropped), and the
+    /// user is told, in the snapshot's warnings, that it came back and as whom.
+    fn note_rejoin(&mut self, id: WorkerId, reg: &Registration) {
+        let Some((old, lost_at)) =
+            self.dead.iter().rev().find(|(v, _)| {
+                v.state == WorkerState::Dead && v.node == reg.node && v.pid == reg.pid
+            })
+        else {
+            return;
+        };
+        let line = format!(
+            "{}: worker {} (pid {}) was declared lost {} s ago and is back: it rejoined as worker {id}",
+            reg.node,
+            old.id,
+            reg.pid,
+            lost_at.elapsed().as_secs()
+        );
+        info!(worker = id, was = old.id, "{line}");
+        self.warn_user(line);
+    }
+
+    fn warn_user(&mut self, line: String) {
+        self.warnings.push_back(line);
+        while self.warnings.len() > WARNINGS_KEPT {
+            self.warnings.pop_front();
         }
     }
 
