@@ -13,6 +13,15 @@ use super::Ctx;
 /// one starts or stops processes.
 pub(super) async fn scale(ctx: Arc<Ctx>, name: &str, delta: i32) -> Result<String, String> {
     let mut cluster = ctx.cluster(name)?;
+    // Its supervisor decides the count; a change by hand would be undone at its next look.
+    if let corral_core::cluster_record::Backend::Slurm { spec, .. } = &cluster.record.backend
+        && let Some(a) = spec.supervise.adapt
+    {
+        return Err(format!(
+            "{name} adapts within {} workers; `corral scale {name} --adapt off` first to scale by hand",
+            a.range
+        ));
+    }
     let backend = ctx.backends.for_record(&cluster.record);
     let target =
         |now: u32| (i64::from(now) + i64::from(delta)).clamp(0, i64::from(u32::MAX)) as u32;

@@ -373,3 +373,29 @@ fn a_worker_that_left_on_purpose_is_listed_greyed_not_as_an_alarm() {
     let title = text(&t);
     assert!(title.contains("1 left"), "{title}");
 }
+
+#[test]
+fn an_adapting_cluster_shows_its_range_and_latest_decision() {
+    let mut app = fixtures::dashboard(2);
+    let a = app.attached.as_mut().expect("attached");
+    a.adapt = Some(crate::app::view::AdaptView {
+        range: "1..3".into(),
+        decisions: 2,
+        last: Some((
+            fixtures::NOW - 40,
+            "2 → 3 workers: submitted worker job 45 (272 partitions waited 8 s with 2 workers connected)"
+                .into(),
+        )),
+    });
+    let t = text(&draw(&app, 160, 48));
+    assert!(
+        t.contains(
+            "adapts 1..3  2 decisions, latest 40s ago: 2 → 3 workers: submitted worker job 45"
+        ),
+        "{t}"
+    );
+    let a = app.attached.as_mut().expect("attached");
+    a.adapt.as_mut().expect("adapt").last = None;
+    let t = text(&draw(&app, 80, 24));
+    assert!(t.contains("adapts 1..3  no decision yet"), "{t}");
+}

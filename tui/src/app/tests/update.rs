@@ -811,3 +811,22 @@ fn attaching_to_a_job_that_still_waits_shows_pending_then_the_dashboard() {
     });
     assert_eq!(other.screen(), Screen::Dashboard);
 }
+
+#[test]
+fn a_notice_is_flashed_and_its_escapes_go_to_the_terminal() {
+    let mut app = fixtures::dashboard(2);
+    let cmds = app.update(Msg::Notice {
+        name: "taxi".into(),
+        title: "corral: cluster taxi is ready".into(),
+        body: "2 workers with 4 cores connected".into(),
+        alert: "\x07\x1b]9;x\x07".into(),
+    });
+    assert_eq!(cmds, vec![Cmd::Alert("\x07\x1b]9;x\x07".into())]);
+    assert_eq!(
+        app.flash,
+        Some((
+            "corral: cluster taxi is ready: 2 workers with 4 cores connected".into(),
+            Severity::Info
+        ))
+    );
+}
