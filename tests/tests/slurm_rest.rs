@@ -387,3 +387,47 @@ async fn slurm_rest_reads_the_limits_scontrol_reads() {
         )
     );
 }
+
+/// `my_jobs` over slurmrestd lists the caller's jobs only — another user's job on the same
+/// SLURM is not among them — and the same jobs as `squeue --me` through the tools.
+#[tokio::test]
+async fn slurm_rest_my_jobs_lists_only_mine_as_squeue_me_does() {
+    use corral_core::config::{SlurmApi, SlurmConfig};
+    use corral_core::slurm::{Slurm as _, SlurmCli, SlurmRest};
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let name = corral_tests::unique_name("rest-mine");
+    let held = |extra: &[&str]| {
+        let mut args = vec!["--hold", "-J", name.as_str(), "--wrap", "true"];
+        args.extend_from_slice(extra);
+        bed.sbatch(&args).expect("sbatch --hold")
+    };
+    let mine = held(&[]);
+    // root may submit as another user: a stranger's job on the same SLURM.
+    let theirs = held(&["--uid=nobody", "--gid=nogroup"]);
+    let _cancel = (bed.cancel_on_drop(mine), bed.cancel_on_drop(theirs));
+    let socket = bed_var(&bed, "SLURMRESTD_SOCKET");
+    let rest = SlurmRest::with_env_token(
+        &SlurmConfig {
+            api: SlurmApi::Rest,
+            rest_url: format!("unix://{socket}"),
+            ..SlurmConfig::default()
+        },
+        None,
+    );
+    let cli = SlurmCli::new(&SlurmConfig::default()).with_env(bed.env().iter().cloned());
+    let ours = |jobs: Vec<corral_core::slurm::QueuedJob>| {
+        let mut ids: Vec<u64> = jobs
+            .iter()
+            .map(|j| j.id.0)
+            .filter(|id| [mine, theirs].contains(id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let over_rest = ours(rest.my_jobs().await.expect("my_jobs over slurmrestd"));
+    let over_cli = ours(cli.my_jobs().await.expect("squeue --me"));
+    assert_eq!(over_rest, vec![mine], "over slurmrestd");
+    assert_eq!(over_cli, over_rest, "the tools and slurmrestd disagree");
+}
