@@ -32,6 +32,9 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        if let Some(what) = corral_core::coordinator::take_over(&dir).await {
+            info!("{what}");
+        }
         let coordinator = Coordinator::bind(dir, opts)?;
         let (ctl_tx, ctl_rx) = mpsc::channel(8);
         let (sig_tx, mut sig_rx) = mpsc::channel(8);

@@ -35,19 +35,19 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         let _signals = AbortOnDrop::spawn(signals::forward(sig_tx));
         let _relay = AbortOnDrop::spawn(async move {
             while let Some(s) = sig_rx.recv().await {
-                let reason = match s {
-                    Sig::Term => "SIGTERM",
-                    Sig::Int => "SIGINT",
-                    // The coordinator tells the clients about the walltime; nothing to do.
-                    Sig::Usr1 => continue,
+                let c = match s {
+                    Sig::Term => Control::Terminate {
+                        reason: "SIGTERM".into(),
+                    },
+                    Sig::Int => Control::Terminate {
+                        reason: "SIGINT".into(),
+                    },
+                    // SLURM's `--signal`: the job's walltime ends soon.
+                    Sig::Usr1 => Control::Drain {
+                        reason: "its job's walltime ends soon (SIGUSR1)".into(),
+                    },
                 };
-                if ctl_tx
-                    .send(Control::Terminate {
-                        reason: reason.into(),
-                    })
-                    .await
-                    .is_err()
-                {
+                if ctl_tx.send(c).await.is_err() {
                     return;
                 }
             }

@@ -50,7 +50,12 @@ pub struct ClusterClient {
     // The handshake's control stream stays open for the life of the connection.
     _control: (SendStream, RecvStream),
     coordinator: Hello,
+    dir: ClusterDir,
 }
+
+/// How long a query's follower looks for a coordinator that took over (restarted, or a
+/// replacement head job) after its stream broke.
+pub const REATTACH_FOR: Duration = Duration::from_secs(120);
 
 impl Drop for ClusterClient {
     fn drop(&mut self) {
@@ -74,6 +79,7 @@ impl ClusterClient {
             connection: c.connection,
             _control: (c.send, c.recv),
             coordinator: c.peer,
+            dir: dir.clone(),
         })
     }
 
@@ -159,8 +165,11 @@ impl ClusterClient {
                 Err(_) => return Err(ClientError::Timeout(REQUEST_TIMEOUT)),
             };
         let (tx, rx) = mpsc::channel(8);
-        let conn = self.connection.clone();
+        let mut conn = self.connection.clone();
+        let dir = self.dir.clone();
         let task = AbortOnDrop::spawn(async move {
+            // A coordinator taken over by another keeps the query; this holds the new link.
+            let mut _client: Option<ClusterClient> = None;
             loop {
                 let ev = match recv_frame::<_, ToClient>(&mut recv).await {
                     Ok(Some(ToClient::Progress(p))) => QueryEvent::Progress(p),
@@ -171,7 +180,18 @@ impl ClusterClient {
                     }
                     Ok(Some(other)) => QueryEvent::Lost(format!("unexpected answer: {other:?}")),
                     Ok(None) => QueryEvent::Lost("the coordinator ended the query stream".into()),
-                    Err(e) => QueryEvent::Lost(closed(&conn, e).to_string()),
+                    Err(e) => {
+                        let why = closed(&conn, e).to_string();
+                        match reattach(&dir, id).await {
+                            Ok((c, r)) => {
+                                conn = c.connection.clone();
+                                _client = Some(c);
+                                recv = r;
+                                continue;
+                            }
+                            Err(e) => QueryEvent::Lost(format!("{why}; {e}")),
+                        }
+                    }
                 };
                 let end = !matches!(ev, QueryEvent::Progress(_));
                 if tx.send(ev).await.is_err() || end {
@@ -274,6 +294,15 @@ impl ClusterClient {
         self.connection.closed().await.to_string()
     }
 
+    /// Asks this coordinator to hand over to the caller (a replacement coordinator).
+    pub async fn hand_over(&self) -> Result<(), ClientError> {
+        match self.one(ClientRequest::HandOver).await {
+            Ok(ToClient::HandingOver) => Ok(()),
+            Ok(other) => Err(ClientError::Unexpected(format!("{other:?}"))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Shuts the cluster down (workers, then the coordinator).
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         match self.one(ClientRequest::Shutdown).await {
@@ -284,6 +313,43 @@ impl ClusterClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Follows query `id` again on whatever coordinator `dir` names now, for at most
+/// [`REATTACH_FOR`]: the coordinator that ran it may have been restarted or replaced.
+async fn reattach(dir: &ClusterDir, id: QueryId) -> Result<(ClusterClient, RecvStream), String> {
+    let deadline = tokio::time::Instant::now() + REATTACH_FOR;
+    let mut pause = Duration::from_millis(250);
+    let mut last = String::from("no coordinator yet");
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        let c = match ClusterClient::connect(dir).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let mut recv = match c.open(&ClientRequest::Attach { query: id }).await {
+            Ok(r) => r,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, recv_frame::<_, ToClient>(&mut recv)).await {
+            Ok(Ok(Some(ToClient::Accepted { .. }))) => return Ok((c, recv)),
+            Ok(Ok(Some(ToClient::Refused { message }))) => {
+                return Err(format!("the coordinator that took over says: {message}"));
+            }
+            other => last = format!("{other:?}"),
+        }
+    }
+    Err(format!(
+        "no coordinator took the query over within {} s (last: {last})",
+        REATTACH_FOR.as_secs()
+    ))
 }
 
 /// A subscription to snapshots; dropping it ends it.

@@ -319,6 +319,11 @@ pub enum WorkerMsg {
     Leaving {
         reason: String,
     },
+    /// SLURM signalled the end of this worker's job (its walltime ends soon): it takes
+    /// nothing new, finishes what it holds, then sends [`WorkerMsg::Leaving`].
+    Draining {
+        reason: String,
+    },
 }
 
 /// One partition to compute.
@@ -397,6 +402,14 @@ pub enum ClientRequest {
     /// them by), before their processes are stopped. Answered with [`ToClient::Drained`]
     /// (those of them that were connected).
     DrainWorkers { workers: Vec<WorkerId> },
+    /// Follow a query submitted earlier (to this coordinator or to one it took over from):
+    /// answered like [`ClientRequest::Submit`] from [`ToClient::Accepted`] on, or with its end
+    /// when it finished already. Refused when the query is unknown or has a submitter.
+    Attach { query: QueryId },
+    /// A replacement coordinator takes over: this one stops serving without telling the
+    /// workers to exit (they reconnect to the address the new one publishes) and keeps what
+    /// it persisted. Answered with [`ToClient::HandingOver`].
+    HandOver,
     /// Stop a queued or running query: every worker drops its tasks and the next query
     /// starts. Answered with [`ToClient::Cancelled`], or [`ToClient::Refused`] when the query
     /// is neither queued nor running; its submitter gets [`ToClient::Failed`].
@@ -552,6 +565,9 @@ pub struct QueryReport {
     pub partition_bytes: u64,
     pub reruns: Vec<RerunNote>,
     pub failed_attempts: u64,
+    /// Partitions whose results a coordinator that took over found kept by the one before
+    /// (not computed again); 0 when no takeover happened.
+    pub resumed: u32,
     /// From submission accepted to result (queueing excluded).
     pub seconds: f64,
     pub started_at_unix_ms: u64,
@@ -595,6 +611,8 @@ pub enum ToClient {
     /// Answer to [`ClientRequest::Dashboard`]: the coordinator is connected to the dashboard;
     /// from the next byte on, the stream is the TCP connection's bytes.
     DashboardOpen,
+    /// Answer to a hand-over: this coordinator stops serving now.
+    HandingOver,
     /// The request was not understood or not allowed.
     Refused {
         message: String,
@@ -702,6 +720,7 @@ mod tests {
                 reason: RerunReason::WrongParity,
             }],
             failed_attempts: 0,
+            resumed: 0,
             seconds: 1.0,
             started_at_unix_ms: 1,
             finished_at_unix_ms: 2,

@@ -129,6 +129,19 @@ impl Scheduler {
         out
     }
 
+    /// Marks a queued task done without assigning it: its result was kept by a coordinator
+    /// this one took over from. Returns false when the task was not queued.
+    pub fn restore_done(&mut self, task: usize) -> bool {
+        if self.state.get(task) != Some(&TaskState::Queued) {
+            return false;
+        }
+        self.queue.retain(|t| *t != task);
+        self.state[task] = TaskState::Done;
+        self.counts.queued -= 1;
+        self.counts.done += 1;
+        true
+    }
+
     /// Records a finished attempt.
     pub fn complete(&mut self, worker: WorkerId, a: Assignment) -> Outcome {
         match self.state.get(a.task) {

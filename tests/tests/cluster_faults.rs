@@ -157,3 +157,103 @@ fn workers_exit_by_themselves_after_the_coordinator_is_killed() {
     env.ok(&["down", "o"]);
     assert!(!dir.join("coordinator.json").exists());
 }
+
+/// The coordinator killed mid-query, and a new one started on the same cluster directory (what
+/// a SLURM head job does when its coordinator dies): the workers reconnect to it, the query
+/// resumes from the partitions the old one had accepted — they are not computed again — and
+/// the client that submitted it follows it to an exact result by itself. The takeover time
+/// (kill → new coordinator.json) is printed for the closing note.
+#[test]
+fn a_coordinator_killed_mid_query_is_taken_over_and_the_query_finishes_exact() {
+    let env = Env::new("takeover");
+    let data = env.gen_taxi("d", 2, 30_000, 0.02);
+    env.up("r", 3, 1, &[("CORRAL_WORKER_TEST_DELAY_MS", "40")]);
+    let dir = env.cluster_dir("r");
+    let glob = data.join("*.csv").to_string_lossy().into_owned();
+    let child = env
+        .corral(&[
+            "query",
+            "r",
+            "--by",
+            "payment_type",
+            "--json",
+            "--partition-bytes",
+            "65536",
+            &glob,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("query starts");
+    assert!(
+        wait_for(Duration::from_secs(60), || tasks_done(&env, "r") >= 10),
+        "the query made no progress: {}",
+        env.status("r")
+    );
+    let before: serde_json::Value =
+        json(&std::fs::read_to_string(dir.join("coordinator.json")).expect("coordinator.json"));
+    kill9(env.coordinator_pid("r"));
+    let killed = std::time::Instant::now();
+    let log = std::fs::File::create(dir.join("logs/coordinator-2.log")).expect("log");
+    let mut second = env
+        .agent(&[
+            "coordinator",
+            "--cluster",
+            &dir.to_string_lossy(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("a new coordinator starts");
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            std::fs::read_to_string(dir.join("coordinator.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["pid"] != before["pid"])
+        }),
+        "the new coordinator never published itself"
+    );
+    let takeover = killed.elapsed();
+    let after: serde_json::Value =
+        json(&std::fs::read_to_string(dir.join("coordinator.json")).expect("coordinator.json"));
+    assert_eq!(
+        after["cert_sha256"], before["cert_sha256"],
+        "the new coordinator presents the pinned certificate"
+    );
+    let out = child.wait_with_output().expect("query ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = json(&stdout);
+    let want = json(
+        &env.ok(&["agg", "--by", "payment_type", "--json", &glob])
+            .stdout,
+    );
+    assert_eq!(result_core(&got), result_core(&want));
+    let resumed = got["resumed"].as_u64().expect("resumed");
+    assert!(
+        resumed >= 10,
+        "the partitions finished before the kill are taken over, not computed again: {got}"
+    );
+    // The workers that were there before the kill serve the new coordinator.
+    let st = env.status("r");
+    let live = st["snapshot"]["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter(|w| w["state"] == "Alive")
+        .count();
+    assert_eq!(live, 3, "{st}");
+    println!(
+        "figure: takeover (kill -9 → new coordinator.json) {:.2} s; {resumed} partitions taken over",
+        takeover.as_secs_f64()
+    );
+    env.ok(&["down", "r"]);
+    let _ = second.wait();
+}

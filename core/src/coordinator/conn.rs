@@ -227,14 +227,22 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
                 tokio::time::sleep(SNAPSHOT_INTERVAL).await;
             }
         }
-        ClientRequest::Submit { query, options } => {
+        ClientRequest::Submit { .. } | ClientRequest::Attach { .. } => {
             let (ptx, mut prx) = mpsc::channel(PROGRESS_BUFFER);
             let (dtx, mut drx) = oneshot::channel();
-            let ev = Event::Submit {
-                query,
-                options,
-                progress: ptx,
-                done: dtx,
+            let ev = match req {
+                ClientRequest::Submit { query, options } => Event::Submit {
+                    query,
+                    options,
+                    progress: ptx,
+                    done: dtx,
+                },
+                ClientRequest::Attach { query } => Event::Attach {
+                    query,
+                    progress: ptx,
+                    done: dtx,
+                },
+                _ => return Ok(()),
             };
             if ctx.events.send(ev).await.is_err() {
                 return reply(send, &refused("the coordinator is stopping")).await;
@@ -319,6 +327,11 @@ async fn serve(req: ClientRequest, send: &mut SendStream, ctx: &Ctx) -> Result<(
             .await
             {
                 reply(send, &ToClient::Restricted(r)).await?;
+            }
+        }
+        ClientRequest::HandOver => {
+            if ask(ctx, |reply| Event::HandOver { reply }).await.is_some() {
+                reply(send, &ToClient::HandingOver).await?;
             }
         }
         ClientRequest::Shutdown => {

@@ -17,6 +17,7 @@
 mod conn;
 pub mod dashboard;
 pub mod ledger;
+mod persist;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -31,8 +32,8 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::cluster_dir::{ClusterDir, ClusterDirError, CoordinatorInfo};
-use crate::protocol::Role;
-use crate::security::{SecurityError, ServerIdentity};
+use crate::protocol::{CloseCode, Role};
+use crate::security::SecurityError;
 use crate::transport::{Server, ServerOptions, TransportError};
 
 /// A worker silent this long is presumed lost; its tasks are re-run elsewhere.
@@ -116,6 +117,41 @@ pub enum Control {
     Dashboard(Option<SocketAddr>),
 }
 
+/// Before a new coordinator publishes itself: when `coordinator.json` names one that still
+/// answers (a replacement head job starting while the old one runs), that one is asked to
+/// hand over — it stops serving and keeps its state for us; one that is gone (killed, its node
+/// failed) is simply replaced. Returns what happened, in words, if there was a predecessor.
+pub async fn take_over(dir: &ClusterDir) -> Option<String> {
+    let info = dir.read_coordinator().ok()?;
+    let here = crate::cluster_dir::hostname();
+    if info.hostname == here && !std::path::Path::new(&format!("/proc/{}", info.pid)).exists() {
+        return Some(format!(
+            "the coordinator before (pid {} on {here}) is gone",
+            info.pid
+        ));
+    }
+    let ask = async {
+        let c = crate::client::ClusterClient::connect(dir).await.ok()?;
+        c.hand_over().await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(10), ask).await {
+        Ok(Some(())) => {
+            // Let it close its endpoint before the workers are pointed here.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some(format!(
+                "the coordinator on {} ({}) handed over",
+                info.node,
+                info.socket_addr()
+            ))
+        }
+        _ => Some(format!(
+            "the coordinator on {} ({}) does not answer; taking over",
+            info.node,
+            info.socket_addr()
+        )),
+    }
+}
+
 /// A bound coordinator, `coordinator.json` written; [`Coordinator::run`] serves.
 pub struct Coordinator {
     dir: ClusterDir,
@@ -135,7 +171,9 @@ impl Coordinator {
             dashboard::check_address(d).map_err(CoordinatorError::Dashboard)?;
         }
         let secret = dir.load_secret()?;
-        let identity = ServerIdentity::generate()?;
+        // The certificate a cluster's first coordinator made: a coordinator taking over
+        // presents what workers and clients pinned.
+        let identity = persist::identity(&dir)?;
         let server = Server::bind(
             SocketAddr::new(opts.bind, 0),
             &identity,
@@ -183,7 +221,11 @@ impl Coordinator {
             },
             events_tx.clone(),
             snap_tx,
-        );
+        )
+        .keeping(persist::Keeper::start(Some(&dir)));
+        if let Some(found) = persist::load(&dir) {
+            st.resume(found);
+        }
         st.set_dashboard(opts.dashboard.is_some());
         let ctx = conn::Ctx {
             events: events_tx,
@@ -237,6 +279,18 @@ impl Coordinator {
                 break r.to_owned();
             }
         };
+        if st.handed_over() {
+            // The new coordinator publishes its own coordinator.json and serves the workers,
+            // which reconnect when this endpoint closes; the running query stays kept.
+            info!(reason, "handing over");
+            drop(st);
+            server.close_with(CloseCode::Done, b"handed over");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), server.endpoint().wait_idle()).await;
+            workers.abort_all();
+            clients.abort_all();
+            return Ok(());
+        }
         info!(reason, "coordinator shutting down");
         // First, so nobody new tries to reach a coordinator that is going away.
         if let Err(e) = dir.remove_coordinator() {

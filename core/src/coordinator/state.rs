@@ -98,6 +98,16 @@ pub(crate) enum Event {
         query: QueryId,
         result: Result<QueryResult, AggError>,
     },
+    /// A client follows a query submitted earlier (a takeover broke its first stream).
+    Attach {
+        query: QueryId,
+        progress: mpsc::Sender<ToClient>,
+        done: oneshot::Sender<ToClient>,
+    },
+    /// A replacement coordinator takes over: stop serving, keep what is persisted.
+    HandOver {
+        reply: oneshot::Sender<()>,
+    },
     /// Stop a queued or running query; `reply` says whether there was one to stop.
     Cancel {
         query: QueryId,
@@ -146,7 +156,16 @@ pub(crate) struct State {
     rates: (f64, f64),
     /// Ledger writes and planning: blocking work this state owns.
     background: JoinSet<()>,
+    /// What a coordinator taking over needs (the running query, its partials).
+    keeper: super::persist::Keeper,
+    /// The ends of the last queries, for clients that attach after the end.
+    finished: VecDeque<(QueryId, ToClient)>,
+    /// A replacement coordinator took over: workers are not told to exit.
+    handed_over: bool,
 }
+
+/// Query ends kept for late attachers.
+const FINISHED_KEPT: usize = 8;
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -189,7 +208,21 @@ impl State {
             rate_samples: VecDeque::new(),
             rates: (0.0, 0.0),
             background: JoinSet::new(),
+            keeper: super::persist::Keeper::start(None),
+            finished: VecDeque::new(),
+            handed_over: false,
         }
+    }
+
+    /// Keeps what a coordinator taking over needs through `keeper`.
+    pub fn keeping(mut self, keeper: super::persist::Keeper) -> State {
+        self.keeper = keeper;
+        self
+    }
+
+    /// Whether a replacement coordinator took over (then nothing is torn down).
+    pub fn handed_over(&self) -> bool {
+        self.handed_over
     }
 
     /// Set once a client asked the cluster to shut down.
@@ -260,6 +293,16 @@ impl State {
                 let _ = reply.send(ids);
             }
             Event::Planned { query, plan } => self.planned(query, plan),
+            Event::Attach {
+                query,
+                progress,
+                done,
+            } => self.attach(query, progress, done),
+            Event::HandOver { reply } => {
+                self.exit = Some("a replacement coordinator took over".into());
+                self.handed_over = true;
+                let _ = reply.send(());
+            }
             Event::Merged { query, result } => self.merged(query, result),
             Event::Cancel {
                 query,

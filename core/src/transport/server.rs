@@ -117,8 +117,12 @@ impl Server {
 
     /// Closes every connection with [`CloseCode::Shutdown`] and stops accepting.
     pub fn close(&self) {
-        self.endpoint
-            .close(VarInt::from_u32(CloseCode::Shutdown.code()), b"");
+        self.close_with(CloseCode::Shutdown, b"");
+    }
+
+    /// Closes every connection with `code` (workers exit on `Shutdown`, reconnect on others).
+    pub fn close_with(&self, code: CloseCode, why: &[u8]) {
+        self.endpoint.close(VarInt::from_u32(code.code()), why);
     }
 }
 

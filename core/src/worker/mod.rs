@@ -67,7 +67,14 @@ impl WorkerOptions {
 /// Asks a running worker to stop (the binary forwards SIGTERM here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    Terminate { reason: String },
+    Terminate {
+        reason: String,
+    },
+    /// The job ends soon (SLURM's `--signal`, SIGUSR1 in the binary): take nothing new,
+    /// finish what is held, then leave. Outside a connection it is the same as terminating.
+    Drain {
+        reason: String,
+    },
 }
 
 /// How a worker ended without error.
@@ -110,11 +117,16 @@ pub async fn run(
         opts,
         pool,
         cpu: CpuMeter::new(None),
+        draining: None,
     };
     let mut last_contact = Instant::now();
     let mut last_error = String::from("not connected yet");
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
+        // A drained worker that lost its coordinator holds nothing: it is done.
+        if let Some(reason) = w.draining.take() {
+            return Ok(Exit::Terminated { reason });
+        }
         let left = w.opts.orphan_timeout.saturating_sub(last_contact.elapsed());
         if left.is_zero() {
             return Err(WorkerError::Orphaned {
@@ -161,7 +173,7 @@ pub async fn run(
 
 fn terminated(c: Option<Control>) -> Exit {
     let reason = match c {
-        Some(Control::Terminate { reason }) => reason,
+        Some(Control::Terminate { reason }) | Some(Control::Drain { reason }) => reason,
         None => "the control channel closed".into(),
     };
     Exit::Terminated { reason }
@@ -177,6 +189,8 @@ struct Worker {
     opts: WorkerOptions,
     pool: pool::Pool,
     cpu: CpuMeter,
+    /// Why it drains (its job ends soon); it leaves once it holds nothing.
+    draining: Option<String>,
 }
 
 /// The query this worker holds a plan for.
@@ -461,6 +475,15 @@ impl Worker {
                     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut send, &out).await {
                         return lost(e.to_string(), last_heard);
                     }
+                    if in_hand == 0 && let Some(reason) = self.draining.clone() {
+                        info!("drained: everything held is reported; leaving");
+                        let _ = send_frame(&mut send, &WorkerMsg::Leaving { reason: format!("{reason}; drained") }).await;
+                        let _ = send.finish();
+                        let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
+                        connection.close(VarInt::from_u32(CloseCode::Done.code()), b"");
+                        self.draining = None;
+                        return End::Exit(Exit::Terminated { reason: format!("{reason}; drained") });
+                    }
                 }
                 _ = ticks.tick() => {
                     // Any packet from the coordinator (QUIC acknowledges our reports) means it
@@ -478,6 +501,14 @@ impl Worker {
                     }
                 }
                 c = control.recv() => {
+                    if let Some(Control::Drain { reason }) = &c {
+                        info!(%reason, held = in_hand, "draining: finishing what is held, taking nothing new");
+                        let _ = send_frame(&mut send, &WorkerMsg::Draining { reason: reason.clone() }).await;
+                        self.draining = Some(reason.clone());
+                        if in_hand > 0 {
+                            continue;
+                        }
+                    }
                     let exit = terminated(c);
                     let reason = match &exit { Exit::Terminated { reason } | Exit::Shutdown { reason } => reason.clone() };
                     info!(%reason, "stopping: nothing new is started");

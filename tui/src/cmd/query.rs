@@ -47,6 +47,8 @@ struct JsonOut<'a> {
     tasks: u32,
     partition_bytes: u64,
     failed_attempts: u64,
+    /// Partitions a coordinator that took over found already computed.
+    resumed: u32,
     reruns: &'a [RerunNote],
 }
 
@@ -199,6 +201,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             tasks: report.tasks,
             partition_bytes: report.partition_bytes,
             failed_attempts: report.failed_attempts,
+            resumed: report.resumed,
             reruns: &report.reruns,
         };
         println!("{}", serde_json::to_string(&out)?);

@@ -17,8 +17,9 @@ use crate::protocol::{
 use crate::schedule::Scheduler;
 
 use super::super::ledger;
+use super::super::persist;
 use super::run::{MergeThread, Pending, Phase, Run, error_path};
-use super::{Event, State, frame, unix_ms};
+use super::{Event, FINISHED_KEPT, State, frame, unix_ms};
 
 /// At most this often a submitter gets progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -39,6 +40,7 @@ impl State {
             queued_behind: behind,
         });
         info!(query = id, inputs = ?query.inputs, "query submitted");
+        self.keep();
         self.queue.push_back(Pending {
             id,
             query,
@@ -81,6 +83,7 @@ impl State {
             started: now,
             accepted: p.accepted,
             timeout: p.options.timeout_ms.map(Duration::from_millis),
+            options: p.options.clone(),
             started_unix_ms: unix_ms(),
             partition_bytes,
             phase: Phase::Planning,
@@ -97,6 +100,7 @@ impl State {
             assigned_at: HashMap::new(),
             contributors: BTreeMap::new(),
             reruns: Vec::new(),
+            restored: 0,
             bytes_done: 0,
             rows_done: 0,
             last_progress: now,
@@ -178,6 +182,7 @@ impl State {
         ));
         run.plan = Some(plan);
         run.plan_frame = Some(plan_frame.clone());
+        self.keep();
         let mut waiting = BTreeSet::new();
         let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         for id in ids {
@@ -332,6 +337,7 @@ impl State {
             partition_bytes: run.partition_bytes,
             reruns: std::mem::take(&mut run.reruns),
             failed_attempts: counts.failed,
+            resumed: run.restored,
             seconds,
             started_at_unix_ms: run.started_unix_ms,
             finished_at_unix_ms: finished,
@@ -342,8 +348,10 @@ impl State {
             &report,
         ));
         self.end_run(&run, true);
+        let end = ToClient::Done(Box::new(report));
+        self.remember_end(run.id, &end);
         if let Some(done) = run.done.take() {
-            let _ = done.send(ToClient::Done(Box::new(report)));
+            let _ = done.send(end);
         }
         self.start_next();
     }
@@ -376,13 +384,157 @@ impl State {
             }
         }
         self.end_run(&run, false);
+        let end = ToClient::Failed(failure);
+        self.remember_end(run.id, &end);
         if let Some(done) = run.done.take() {
-            let _ = done.send(ToClient::Failed(failure));
+            let _ = done.send(end);
         }
         self.start_next();
     }
 
+    /// Writes what a coordinator taking over needs: the next query number and the running
+    /// query once it is planned.
+    pub(super) fn keep(&mut self) {
+        if !self.keeper.active() {
+            return;
+        }
+        let running = self.run.as_ref().and_then(|r| {
+            Some(persist::RunRecord {
+                id: r.id,
+                query: r.query.clone(),
+                options: r.options.clone(),
+                plan: (**r.plan.as_ref()?).clone(),
+                started_unix_ms: r.started_unix_ms,
+            })
+        });
+        self.keeper.keep(persist::Kept {
+            next_query: self.next_query,
+            running,
+        });
+    }
+
+    /// A query's end, for a client that attaches after it.
+    fn remember_end(&mut self, id: QueryId, end: &ToClient) {
+        self.finished.push_back((id, end.clone()));
+        while self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+    }
+
+    /// A client follows query `query` again: the running query without a submitter (one
+    /// taken over from an earlier coordinator, or whose client lost its stream), or one that
+    /// ended (its end is sent at once).
+    pub(super) fn attach(
+        &mut self,
+        query: QueryId,
+        progress: mpsc::Sender<ToClient>,
+        done: oneshot::Sender<ToClient>,
+    ) {
+        if let Some(run) = self.run.as_mut().filter(|r| r.id == query) {
+            if run.done.as_ref().is_some_and(|d| !d.is_closed()) {
+                let _ = done.send(ToClient::Refused {
+                    message: format!("query {query} is followed by its submitter"),
+                });
+                return;
+            }
+            info!(query, "a client follows the query again");
+            let _ = progress.try_send(ToClient::Accepted {
+                query,
+                queued_behind: 0,
+            });
+            run.progress = progress;
+            run.done = Some(done);
+            self.send_progress(true);
+            return;
+        }
+        if let Some((_, end)) = self.finished.iter().find(|(id, _)| *id == query) {
+            let _ = progress.try_send(ToClient::Accepted {
+                query,
+                queued_behind: 0,
+            });
+            let _ = done.send(end.clone());
+            return;
+        }
+        let _ = done.send(ToClient::Refused {
+            message: format!(
+                "query {query} is neither running nor recently finished here (a query still queued when its coordinator stopped is not kept: submit it again)"
+            ),
+        });
+    }
+
+    /// Takes over what an earlier coordinator kept: the next query number, and the running
+    /// query with its plan and accepted partials — nothing finished is computed again.
+    pub(crate) fn resume(&mut self, found: persist::Found) {
+        let persist::Found { kept, partials } = found;
+        self.next_query = self.next_query.max(kept.next_query);
+        let Some(rec) = kept.running else {
+            return;
+        };
+        info!(
+            query = rec.id,
+            kept = partials.len(),
+            tasks = rec.plan.partitions.len(),
+            "resuming the query an earlier coordinator ran"
+        );
+        // Nobody follows it until a client attaches: its progress goes nowhere meanwhile.
+        let (progress, _) = mpsc::channel(1);
+        let now = Instant::now();
+        self.run = Some(Run {
+            id: rec.id,
+            query: rec.query.clone(),
+            progress,
+            done: None,
+            started: now,
+            accepted: now,
+            timeout: None,
+            options: rec.options.clone(),
+            started_unix_ms: rec.started_unix_ms,
+            partition_bytes: rec.plan.partition_bytes,
+            phase: Phase::Planning,
+            plan: None,
+            plan_frame: None,
+            tasks: Vec::new(),
+            sched: Scheduler::new(0),
+            results: Vec::new(),
+            file_tasks: Vec::new(),
+            cursor: Vec::new(),
+            parity: Vec::new(),
+            merger: None,
+            failed_on: HashMap::new(),
+            assigned_at: HashMap::new(),
+            contributors: BTreeMap::new(),
+            reruns: Vec::new(),
+            restored: 0,
+            bytes_done: 0,
+            rows_done: 0,
+            last_progress: now,
+        });
+        self.planned(rec.id, Ok(rec.plan));
+        let mut files = BTreeSet::new();
+        let Some(run) = &mut self.run else { return };
+        for (task, parity, partial) in partials {
+            let Some(part) = run.tasks.get_mut(task) else {
+                continue;
+            };
+            if !run.sched.restore_done(task) {
+                continue;
+            }
+            part.parity = parity;
+            run.bytes_done += part.len();
+            run.rows_done += partial.rows + partial.bad.total();
+            files.insert(part.file);
+            run.results[task] = Some(partial);
+            run.restored += 1;
+        }
+        for f in files {
+            self.confirm(f);
+        }
+        self.dispatch();
+        self.maybe_merge();
+    }
+
     pub(super) fn end_run(&mut self, run: &Run, ok: bool) {
+        self.keeper.clear(run.id);
         let c = run.sched.counts();
         self.past.done += c.done;
         self.past.failed += c.failed;
@@ -397,6 +549,7 @@ impl State {
             w.ready = None;
             w.plan_sent = None;
         }
+        self.keep();
     }
 
     pub(super) fn send_progress(&mut self, force: bool) {

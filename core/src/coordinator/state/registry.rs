@@ -129,6 +129,10 @@ impl State {
                 warn!(worker = id, "{line}");
                 self.warn_user(line);
             }
+            WorkerMsg::Draining { reason } => {
+                info!(worker = id, node = %w.reg.node, %reason, "draining before its job ends");
+                self.drain_workers(&[id]);
+            }
             WorkerMsg::Leaving { reason } => {
                 let why = format!("left: {reason}");
                 w.leaving = true;

@@ -97,6 +97,7 @@ pub(super) struct Run {
     /// When it was submitted, and how long it may take from then (`--timeout`).
     pub(super) accepted: Instant,
     pub(super) timeout: Option<Duration>,
+    pub(super) options: QueryOptions,
     pub(super) started_unix_ms: u64,
     pub(super) partition_bytes: u64,
     pub(super) phase: Phase,
@@ -117,6 +118,8 @@ pub(super) struct Run {
     pub(super) assigned_at: HashMap<usize, (WorkerId, u32, Instant)>,
     pub(super) contributors: BTreeMap<WorkerId, u32>,
     pub(super) reruns: Vec<RerunNote>,
+    /// Partitions whose results an earlier coordinator kept (not computed again).
+    pub(super) restored: u32,
     pub(super) bytes_done: u64,
     pub(super) rows_done: u64,
     pub(super) last_progress: Instant,

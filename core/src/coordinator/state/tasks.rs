@@ -122,6 +122,9 @@ impl State {
             self.dispatch();
             return;
         }
+        if self.keeper.active() {
+            self.keeper.partial(run.id, task, part.parity, p.clone());
+        }
         let rows = p.rows + p.bad.total();
         run.bytes_done += part.len();
         run.rows_done += rows;
