@@ -251,6 +251,25 @@ pub async fn run(args: StatusArgs, backends: &Backends) -> anyhow::Result<ExitCo
                     slurm_api.as_deref().unwrap_or_default()
                 );
             }
+            if let corral_core::cluster_record::Backend::Slurm { spec, .. } =
+                &cluster.record.backend
+                && let Some(a) = spec.supervise.adapt
+            {
+                // The latest decision (all of them: supervisor.jsonl in the cluster directory).
+                let last = corral_core::supervisor::decisions(&cluster.dir, 1000)
+                    .into_iter()
+                    .rfind(|d| d.policy == "adapt");
+                match last {
+                    Some(d) => println!(
+                        "adapts {}; latest decision at {}: {} ({})",
+                        a.range,
+                        corral_core::coordinator::ledger::rfc3339(d.at_unix * 1000),
+                        d.what,
+                        d.why
+                    ),
+                    None => println!("adapts {}; no decision yet", a.range),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
