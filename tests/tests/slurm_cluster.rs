@@ -489,3 +489,61 @@ fn slurm_a_cluster_ended_by_its_walltime_is_shown_as_ended() {
         "{ls}"
     );
 }
+
+/// The workers of `status --json` in state `state` ("Alive", "Left", …).
+fn workers_in(status: &serde_json::Value, state: &str) -> usize {
+    status["snapshot"]["workers"]
+        .as_array()
+        .map_or(0, |ws| ws.iter().filter(|w| w["state"] == state).count())
+}
+
+/// `ls --json`'s asked workers of `name`.
+fn asked_in_ls(on: OnSlurm<'_>, name: &str) -> serde_json::Value {
+    let ls = on.run(&["ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ls.stdout).expect("ls JSON");
+    v.as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .map_or(serde_json::Value::Null, |c| c["workers"].clone())
+}
+
+/// Issue 16 item 4: after `--workers 5` then `--workers 3`, the command, `ls` and the TUI
+/// all say 3 (a cancelled worker job no longer counts), and the workers that went are listed
+/// as left by the time the command returns — whole worker jobs cancelled, and head-job
+/// workers retired.
+#[test]
+fn slurm_scale_down_sets_one_target_and_the_workers_that_went_are_left() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("slurm-scale-down");
+    let on = OnSlurm::new(&env, &bed);
+    let (out, _guard) = up(on, "s2", &["--workers", "3", "--cores", "1", "--days", "1"]);
+    assert!(out.success(), "{out}");
+    let up5 = on.run(&["scale", "s2", "--workers", "5"]);
+    assert!(up5.success(), "{up5}");
+    assert!(
+        wait_for(Duration::from_secs(60), || workers_in(
+            &on.status("s2"),
+            "Alive"
+        ) == 5),
+        "5 workers never connected: {}",
+        on.status("s2")
+    );
+    let down3 = on.run(&["scale", "s2", "--workers", "3"]);
+    assert!(down3.success(), "{down3}");
+    assert!(down3.stdout.contains("(5 → 3 workers)"), "{down3}");
+    assert_eq!(asked_in_ls(on, "s2"), 3);
+    let s = on.status("s2");
+    assert_eq!(workers_in(&s, "Left"), 2, "{s}");
+    assert_eq!(workers_in(&s, "Alive"), 3, "{s}");
+
+    // Below the head job's size: a worker of the head job is retired.
+    let down2 = on.run(&["scale", "s2", "--workers", "2"]);
+    assert!(down2.success(), "{down2}");
+    assert!(down2.stdout.contains("(3 → 2 workers)"), "{down2}");
+    assert_eq!(asked_in_ls(on, "s2"), 2);
+    let s = on.status("s2");
+    assert_eq!(workers_in(&s, "Left"), 3, "{s}");
+    assert_eq!(workers_in(&s, "Alive"), 2, "{s}");
+}

@@ -87,6 +87,24 @@ async fn until_idle(client: &ClusterClient, drained: &[WorkerId]) {
     }
 }
 
+/// Waits until none of `ids` is live any more (retired workers finish what they hold, then
+/// exit and are listed as left), at most [`DRAIN_WAIT`]; true when all have gone. So a
+/// scale-down returns with the workers it retired already shown as left.
+pub(crate) async fn until_left(client: &ClusterClient, ids: &[WorkerId]) -> bool {
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    while tokio::time::Instant::now() < deadline {
+        every.tick().await;
+        let Ok(snap) = client.snapshot().await else {
+            return false;
+        };
+        if !snap.live_workers().any(|w| ids.contains(&w.id)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Drains the workers with these pids and waits until none holds a task; returns how many
 /// were drained. Best effort: without a coordinator there is nothing to drain, and what a
 /// worker still holds when stopped is re-run elsewhere.

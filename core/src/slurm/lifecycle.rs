@@ -95,8 +95,16 @@ impl ClusterJobs {
             .or_else(|| heads().next())
     }
 
+    /// Keeps only the jobs SLURM still has queued or running: a job cancelled by a
+    /// scale-down (or ended from outside) holds no workers any more.
+    pub fn retain_active(&mut self, views: &HashMap<JobId, JobView>) {
+        self.jobs
+            .retain(|j| views.get(&j.id).is_some_and(|v| v.is_active()));
+    }
+
     /// Workers the cluster's jobs hold now (started minus retired); a job that has a
-    /// replacement counts through it.
+    /// replacement counts through it. Call it on jobs kept by [`ClusterJobs::retain_active`]
+    /// for the cluster's target: `scale`, `ls` and the TUI all show that one number.
     pub fn asked_workers(&self) -> u32 {
         self.jobs
             .iter()

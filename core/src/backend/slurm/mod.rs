@@ -203,7 +203,12 @@ fn observed_from(
     Ok(Observed {
         state,
         detail,
-        asked_workers: jobs.asked_workers(),
+        // The target `scale` just set: cancelled worker jobs no longer count.
+        asked_workers: {
+            let mut live = jobs.clone();
+            live.retain_active(views);
+            live.asked_workers()
+        },
         left_secs: head.as_ref().and_then(|h| h.left_secs),
         core_hours: lifecycle::core_hours(views),
         jobs: list,

@@ -46,8 +46,7 @@ pub async fn plan(
     let mut jobs = ClusterJobs::load(&cluster.dir)?;
     let views = lifecycle::job_views(backend.client(), &jobs.ids()).await?;
     // Jobs that ended (e.g. scancelled from outside) no longer count.
-    jobs.jobs
-        .retain(|j| views.get(&j.id).is_some_and(|v| v.is_active()));
+    jobs.retain_active(&views);
     if jobs.current_head(&views).is_none() {
         return Err(BackendError::Failed(format!(
             "cluster {name} has no running head job; start a new cluster instead"
@@ -122,6 +121,12 @@ async fn retire_workers(cluster: &Cluster, job: JobId, n: u32) -> Result<u32, Ba
         .await
         .map_err(|e| BackendError::Failed(format!("cannot retire workers of job {job}: {e}")))?;
     let retired = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    if !link::until_left(&c, &ids).await {
+        tracing::warn!(
+            job = job.0,
+            "retired workers {ids:?} had not left after the drain wait"
+        );
+    }
     let mut jobs = ClusterJobs::load(&cluster.dir)?;
     if let Some(j) = jobs.jobs.iter_mut().find(|j| j.id == job) {
         j.retired = (j.retired + retired).min(j.workers);

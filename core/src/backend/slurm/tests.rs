@@ -190,6 +190,10 @@ async fn scaling_up_submits_a_worker_job_and_down_cancels_the_newest_whole() {
         .expect("scales down");
     assert!(said.contains("cancelled job 101 (6 → 4 workers)"), "{said}");
     assert_eq!(fake.cancelled(), vec![JobId(101)]);
+    // The target the command said is what `ls` and the TUI read (issue 16 item 4: a
+    // cancelled worker job still counted, `ls` said 4/6).
+    let seen = backend.observe(&mut cluster).await.expect("observe");
+    assert_eq!(seen.asked_workers, 4);
     // Below the head job's size, workers of the head job are retired (planned, not jobs).
     let plan = scale::plan(&backend, &cluster, &|_| 3).await.expect("plan");
     assert_eq!(
