@@ -1,5 +1,6 @@
 //! `corral-agent coordinator`: opens the cluster directory (refusing an insecure one), binds,
-//! serves until SIGTERM/SIGINT or a client's shutdown; SIGUSR1 marks the walltime ending.
+//! serves until SIGTERM/SIGINT or a client's shutdown; SIGUSR1 marks the walltime ending. In
+//! Dask mode it also runs the Dask scheduler, and stops it last.
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ use crate::signals::{self, Sig};
 
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::open_path(&args.cluster)?;
+    let dask = crate::dask::spec_of(&dir);
     let bind = match args.bind {
         Some(b) => b,
         None => corral_core::netaddr::listen_address()?,
@@ -35,8 +37,12 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         if let Some(what) = corral_core::coordinator::take_over(&dir).await {
             info!("{what}");
         }
-        let coordinator = Coordinator::bind(dir, opts)?;
+        let coordinator = Coordinator::bind(dir.clone(), opts)?;
         let (ctl_tx, ctl_rx) = mpsc::channel(8);
+        // Dask mode: the scheduler listens on the coordinator's address, once it does.
+        let scheduler = dask
+            .as_ref()
+            .map(|spec| crate::dask::Scheduler::start(&dir, spec, bind, ctl_tx.clone()));
         let (sig_tx, mut sig_rx) = mpsc::channel(8);
         let _signals = AbortOnDrop::spawn(signals::forward(sig_tx));
         let _relay = AbortOnDrop::spawn(async move {
@@ -55,7 +61,12 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         });
-        coordinator.run(ctl_rx).await?;
+        let served = coordinator.run(ctl_rx).await;
+        // The workers were told to stop theirs; the scheduler goes last.
+        if let Some(s) = scheduler {
+            s.stop().await;
+        }
+        served?;
         info!("bye");
         Ok(ExitCode::SUCCESS)
     })

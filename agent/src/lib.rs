@@ -12,9 +12,12 @@
 //! - `simulate`: `corral-agent simulate --workers N --cluster DIR` (hidden): a load tool
 //!   opening N authenticated worker connections that only heartbeat.
 //! - `signals`: SIGTERM/SIGINT/SIGUSR1 forwarded to a role's control channel.
+//! - `dask`: Dask mode — the scheduler the coordinator runs, the Dask worker each worker runs
+//!   (child processes the agent owns and stops).
 
 pub mod cli;
 mod coordinator;
+mod dask;
 mod signals;
 mod simulate;
 mod supervise;

@@ -1,5 +1,6 @@
 //! `corral-agent worker`: computes partitions for the coordinator of a cluster directory until
-//! told to stop, SIGTERM/SIGINT, or the coordinator is gone for the orphan timeout.
+//! told to stop, SIGTERM/SIGINT, or the coordinator is gone for the orphan timeout. In Dask
+//! mode it also runs a Dask worker and ends it before exiting.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use corral_core::cluster_dir::ClusterDir;
 use corral_core::tasks::AbortOnDrop;
+use corral_core::dask::child::{Finish, Supervisor};
+use corral_core::protocol::DaskState;
 use corral_core::worker::{self, Control, Exit, WorkerError, WorkerOptions};
 use tokio::sync::mpsc;
 use tracing::{error, info};
@@ -24,6 +27,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         opts.orphan_timeout = Duration::from_secs_f64(args.orphan_timeout);
     }
     opts.test_delay = args.test_delay_ms.map(Duration::from_millis);
+    let dask = crate::dask::spec_of(&dir);
     // One thread for I/O; the compute threads are the worker's own pool.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -55,7 +59,25 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             std::future::pending::<()>().await;
         });
         info!(cores = opts.cores, "worker starting");
-        match worker::run(dir, opts, ctl_rx).await {
+        // Dask mode: this agent's Dask worker, owned here and ended before the agent exits.
+        let supervisor = dask.as_ref().map(|spec| {
+            crate::dask::start_worker(&dir, spec, u32::try_from(opts.cores.get()).unwrap_or(1))
+        });
+        opts.dask = supervisor.as_ref().map(Supervisor::handle);
+        let ended = worker::run(dir, opts, ctl_rx).await;
+        if let Some(s) = supervisor {
+            // Stopped (SIGTERM) or drained: retire it through the scheduler, its data moved
+            // to the other workers first; the cluster shutting down: close it now.
+            let retiring = matches!(s.handle().status().borrow().state, DaskState::Retiring);
+            let how = match &ended {
+                Ok(Exit::Terminated { .. }) => Finish::Retire,
+                _ if retiring => Finish::Retire,
+                _ => Finish::Stop,
+            };
+            let last = s.finish(how).await;
+            info!(?last, "the Dask worker ended");
+        }
+        match ended {
             Ok(Exit::Shutdown { reason }) => {
                 info!(%reason, "worker exits: the coordinator shut down");
                 Ok(ExitCode::SUCCESS)

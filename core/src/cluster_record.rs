@@ -70,6 +70,9 @@ pub struct ClusterRecord {
     pub backend: Backend,
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// Dask mode (its certificates are in the directory's `dask/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dask: Option<crate::dask::DaskSpec>,
 }
 
 impl ClusterRecord {

@@ -18,6 +18,16 @@ pub struct Config {
     pub slurm: SlurmConfig,
     pub ui: UiConfig,
     pub notify: NotifyConfig,
+    pub dask: DaskConfig,
+}
+
+/// Dask mode (`--dask`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaskConfig {
+    /// The Python that runs Dask on every node (it needs dask and distributed; bokeh for the
+    /// dashboard). Empty: `python3` on `PATH`. `--python` overrides it.
+    pub python: String,
 }
 
 /// What the new-cluster wizard and `corral up` start from (grabdask's prompts: 8 workers, 1 day).
@@ -154,7 +164,7 @@ pub enum ConfigError {
 }
 
 /// The sections an environment variable may address, as `CORRAL_<SECTION>_<KEY>`.
-const ENV_SECTIONS: [&str; 4] = ["defaults", "slurm", "ui", "notify"];
+const ENV_SECTIONS: [&str; 5] = ["defaults", "slurm", "ui", "notify", "dask"];
 
 impl Config {
     /// Loads site, user and environment layers (missing files are fine, broken ones are not).

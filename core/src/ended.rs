@@ -169,6 +169,7 @@ mod tests {
                 at_unix,
                 how: "corral down".into(),
             }),
+            dask: None,
         };
         record.save(&dir).expect("save");
         dir

@@ -10,6 +10,8 @@
 //! - [`slurm`]: the SLURM client (trait; command-line tools or slurmrestd), limits validation,
 //!   pending reasons.
 //! - [`threads`]: how many CPU threads this process may use (SLURM allocation or the machine).
+//! - [`dask`]: Dask mode — the per-cluster CA and certificates, the Dask processes the agents
+//!   own (started through a Python launcher, retired through the scheduler), the client env.
 //! - [`datagen`]: the NYC-taxi CSV generator behind `corral gen taxi` and `corral demo`.
 //! - [`aggregate`]: the CSV group-by engine (query model, partitioning, scanner, merge).
 //! - [`mmap`]: the one `unsafe` module: read-only memory maps with a plain-read fallback.
@@ -48,6 +50,7 @@ pub mod cluster_record;
 pub mod config;
 pub mod coordinator;
 pub mod dashboard;
+pub mod dask;
 pub mod datagen;
 pub mod ended;
 pub mod logging;

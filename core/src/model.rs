@@ -121,6 +121,9 @@ pub struct ClusterSpec {
     /// [`crate::supervisor`]); nothing by default.
     #[serde(default, skip_serializing_if = "Supervise::is_off")]
     pub supervise: Supervise,
+    /// Dask mode: the allocation also runs a Dask scheduler and workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dask: Option<crate::dask::DaskSpec>,
 }
 
 /// What a cluster's supervisor (a detached login-side process, [`crate::supervisor`]) does.

@@ -66,7 +66,7 @@ pub fn choose(t: &Tried) -> Result<IpAddr, NoAddress> {
 }
 
 /// The source address the kernel would use toward `to` (a UDP `connect` sends nothing).
-fn route_toward(to: IpAddr) -> Option<IpAddr> {
+pub fn route_toward(to: IpAddr) -> Option<IpAddr> {
     let any: SocketAddr = match to {
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),

@@ -324,6 +324,41 @@ pub enum WorkerMsg {
     Draining {
         reason: String,
     },
+    /// The state of the Dask worker this agent runs (Dask mode): sent when it changes.
+    Dask(DaskState),
+}
+
+/// A Dask process (scheduler or worker) as the agent that owns it reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DaskState {
+    /// Started, not listening yet.
+    Starting,
+    /// Listening at `address` (`tls://host:port`), connected to the scheduler for a worker.
+    Running { address: String },
+    /// Being retired through the scheduler: its data moves to other workers, then it closes.
+    Retiring,
+    /// Ended when asked (retired, stopped with the cluster, closed by the scheduler).
+    Stopped { why: String },
+    /// Ended by itself and is being started again (a worker, a few times at most).
+    Restarting { error: String },
+    /// Ended by itself for good, or could not start; `error` says why (and what to install,
+    /// when dask or distributed are missing).
+    Failed { error: String },
+}
+
+impl DaskState {
+    /// Not (or no longer) holding Dask work: what scale-down waits for before stopping.
+    pub fn is_over(&self) -> bool {
+        matches!(self, DaskState::Stopped { .. } | DaskState::Failed { .. })
+    }
+}
+
+/// The Dask scheduler of a Dask cluster, in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaskView {
+    pub scheduler: DaskState,
+    /// The dashboard: HTTP on 127.0.0.1 of the coordinator's node only.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// One partition to compute.
@@ -451,6 +486,8 @@ pub struct WorkerView {
     /// Tasks assigned to it and not reported yet.
     pub assigned: u32,
     pub report: WorkerReport,
+    /// Its Dask worker (Dask mode), as its agent last reported it.
+    pub dask: Option<DaskState>,
 }
 
 /// Task counts over the coordinator's life (queued and running: now).
@@ -522,6 +559,8 @@ pub struct Snapshot {
     /// A dashboard is registered ([`ClientRequest::Dashboard`] reaches it): a Dask cluster
     /// whose scheduler is up.
     pub dashboard: bool,
+    /// The Dask scheduler, for a Dask cluster.
+    pub dask: Option<DaskView>,
 }
 
 impl Snapshot {

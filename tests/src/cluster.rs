@@ -114,6 +114,16 @@ impl Env {
         out
     }
 
+    /// `corral up --local --name NAME ARGS…` (e.g. `--dask`); stopped when `self` drops.
+    pub fn up_with(&self, name: &str, args: &[&str]) -> Output {
+        let mut all = vec!["up", "--local", "--name", name];
+        all.extend_from_slice(args);
+        self.started.borrow_mut().push(name.to_owned());
+        let out = self.run(&all);
+        assert!(out.success(), "{out}");
+        out
+    }
+
     pub fn cluster_dir(&self, name: &str) -> PathBuf {
         self.path().join("state/corral/clusters").join(name)
     }

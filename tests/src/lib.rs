@@ -15,6 +15,7 @@
 
 pub mod bins;
 pub mod cluster;
+pub mod dask;
 pub mod expect;
 pub mod hosts;
 pub mod on_slurm;

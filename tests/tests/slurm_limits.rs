@@ -21,6 +21,7 @@ fn spec(workers: u32, cores: u32, walltime: Walltime, partition: Option<&str>) -
         partition: partition.map(String::from),
         account: None,
         supervise: Default::default(),
+        dask: None,
     }
 }
 

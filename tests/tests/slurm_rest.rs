@@ -376,6 +376,7 @@ async fn slurm_rest_reads_the_limits_scontrol_reads() {
         partition: Some("small".into()),
         account: None,
         supervise: Default::default(),
+        dask: None,
     };
     let refused = lifecycle::check(&rest, &spec, dir.path(), &["/usr/bin/true".to_string()])
         .await

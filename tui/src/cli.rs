@@ -45,6 +45,9 @@ pub enum Command {
     /// wait for the workers, run `CMD ADDRESS ARGS…` with CORRAL_CLUSTER set, release, exit with
     /// CMD's status.
     Batch(cmd::batch::BatchArgs),
+    /// Print the `export` lines that let an unchanged `Client("tls://…")` reach a Dask
+    /// cluster: `eval "$(corral dask-env NAME)"`.
+    DaskEnv(cmd::dask::DaskEnvArgs),
     /// Finished queries (when, what, rows, cores, seconds, GB/s) and finished clusters
     /// (core-hours, how they ended), from the ledgers.
     History(cmd::history::HistoryArgs),
@@ -148,6 +151,7 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         Some(Command::Batch(args)) => rt.block_on(cmd::batch::run(args, &config, &backends)),
         Some(Command::History(args)) => cmd::history::run(args),
         Some(Command::Forget(args)) => cmd::forget::run(args),
+        Some(Command::DaskEnv(args)) => cmd::dask::run_env(args),
         Some(Command::Sweep(args)) => rt.block_on(cmd::sweep::run(args)),
         Some(Command::Plot(args)) => cmd::plot::run(args),
         Some(Command::BenchRender(args)) => {

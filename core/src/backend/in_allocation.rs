@@ -143,6 +143,7 @@ impl Backend for InAllocation {
                 srun_pid: 0,
             },
             stopped: None,
+            dask: spec.dask.clone(),
         })?;
         if let Err(e) = self
             .start_processes(&mut cluster, &agent, spec, events)
@@ -173,7 +174,7 @@ impl Backend for InAllocation {
             _ => Vec::new(),
         };
         let limit = timeout.unwrap_or(WORKERS_DEFAULT);
-        wait_workers(&cluster.dir, want, limit, &watched, events).await
+        wait_workers(cluster, want, limit, &watched, events).await
     }
 
     async fn scale(

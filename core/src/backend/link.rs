@@ -8,7 +8,7 @@ use super::BackendError;
 use super::events::{Event, Events};
 use crate::client::ClusterClient;
 use crate::cluster_dir::ClusterDir;
-use crate::protocol::WorkerId;
+use crate::protocol::{DaskState, WorkerId};
 
 /// How long connecting (QUIC handshake and the secret's proof) may take.
 pub(crate) const CONNECT_WITHIN: Duration = Duration::from_secs(5);
@@ -42,33 +42,83 @@ pub async fn ask_shutdown(dir: &ClusterDir) -> bool {
 }
 
 /// Counts connected workers over one connection kept for a whole wait (opened once the
-/// coordinator listens, reopened when it drops).
+/// coordinator listens, reopened when it drops). In Dask mode a worker counts once its Dask
+/// worker runs too, and a Dask process that cannot run fails the wait with its reason.
 #[derive(Default)]
 pub(crate) struct WorkerCount {
     client: Option<ClusterClient>,
+    dask: bool,
 }
 
 impl WorkerCount {
-    /// Live workers and their cores, when the coordinator answers.
-    pub(crate) async fn get(&mut self, dir: &ClusterDir) -> Option<(u32, u32)> {
+    /// For `record`'s cluster (Dask mode or not).
+    pub(crate) fn of(record: &crate::cluster_record::ClusterRecord) -> WorkerCount {
+        WorkerCount {
+            client: None,
+            dask: record.dask.is_some(),
+        }
+    }
+
+    /// Live workers and their cores, when the coordinator answers; an error when a Dask
+    /// process failed for good (e.g. dask missing on the node: the line says what to install).
+    pub(crate) async fn get(&mut self, dir: &ClusterDir) -> Result<Option<(u32, u32)>, BackendError> {
         if self.client.is_none() {
             let c = tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir));
-            self.client = Some(c.await.ok()?.ok()?);
+            let Ok(Ok(c)) = c.await else {
+                return Ok(None);
+            };
+            self.client = Some(c);
         }
-        match self.client.as_ref()?.snapshot().await {
-            Ok(snap) => Some((
-                u32::try_from(snap.live_workers().count()).unwrap_or(u32::MAX),
-                snap.cores,
-            )),
+        let Some(client) = self.client.as_ref() else {
+            return Ok(None);
+        };
+        let snap = match client.snapshot().await {
+            Ok(s) => s,
             Err(_) => {
                 self.client = None;
-                None
+                return Ok(None);
+            }
+        };
+        if !self.dask {
+            return Ok(Some((
+                u32::try_from(snap.live_workers().count()).unwrap_or(u32::MAX),
+                snap.cores,
+            )));
+        }
+        let failed = |what: &str, error: &str| {
+            BackendError::Failed(format!("the Dask {what} failed: {error}"))
+        };
+        match snap.dask.as_ref().map(|d| &d.scheduler) {
+            Some(DaskState::Failed { error }) => return Err(failed("scheduler", error)),
+            Some(DaskState::Running { .. }) => {}
+            _ => return Ok(Some((0, 0))),
+        }
+        let mut n = 0u32;
+        let mut cores = 0u32;
+        for w in snap.live_workers() {
+            match &w.dask {
+                Some(DaskState::Running { .. }) => {
+                    n += 1;
+                    cores += w.cores;
+                }
+                Some(DaskState::Failed { error }) => {
+                    return Err(failed(&format!("worker on {}", w.node), error));
+                }
+                _ => {}
             }
         }
+        Ok(Some((n, cores)))
     }
 }
 
-/// Waits until none of `drained` holds a task (at most [`DRAIN_WAIT`]).
+/// Whether a drained worker still holds anything: corral tasks, or a Dask worker not yet
+/// retired through the scheduler (its data not yet moved off).
+fn holds_work(w: &crate::protocol::WorkerView) -> bool {
+    w.assigned > 0 || w.dask.as_ref().is_some_and(|d| !d.is_over())
+}
+
+/// Waits until none of `drained` holds a task or an unretired Dask worker (at most
+/// [`DRAIN_WAIT`]).
 async fn until_idle(client: &ClusterClient, drained: &[WorkerId]) {
     let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
     let mut every = tokio::time::interval(Duration::from_millis(50));
@@ -80,7 +130,7 @@ async fn until_idle(client: &ClusterClient, drained: &[WorkerId]) {
         let busy = snap
             .workers
             .iter()
-            .any(|w| drained.contains(&w.id) && w.assigned > 0);
+            .any(|w| drained.contains(&w.id) && holds_work(w));
         if !busy {
             return;
         }

@@ -23,6 +23,8 @@ use crate::slurm::lifecycle::now_unix;
 const COORDINATOR_START: Duration = Duration::from_secs(15);
 /// How long the workers may take to connect when no timeout is given.
 const WORKERS_CONNECT: Duration = Duration::from_secs(30);
+/// The same in Dask mode: Python starts the scheduler, then every Dask worker joins it.
+const DASK_CONNECT: Duration = Duration::from_secs(120);
 /// How often the coordinator is asked how many workers are connected while starting: local
 /// workers connect within milliseconds, and `up` returns as soon as they have.
 const WORKER_POLL: Duration = Duration::from_millis(5);
@@ -155,7 +157,7 @@ fn held_core_hours(record: &ClusterRecord, to: u64) -> f64 {
 /// Waits until `want` workers are connected, failing when one of `pids` (named by `what`)
 /// exits first or `limit` passes. Shared by the local and the in-allocation backends.
 pub(crate) async fn wait_workers(
-    dir: &ClusterDir,
+    cluster: &Cluster,
     want: u32,
     limit: Duration,
     watched: &[(u32, String)],
@@ -163,12 +165,13 @@ pub(crate) async fn wait_workers(
 ) -> Result<Ready, BackendError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
-    let mut count = WorkerCount::default();
+    let dir = &cluster.dir;
+    let mut count = WorkerCount::of(&cluster.record);
     let mut seen = None;
     let mut every = tokio::time::interval(WORKER_POLL);
     loop {
         every.tick().await;
-        if let Some((n, cores)) = count.get(dir).await {
+        if let Some((n, cores)) = count.get(dir).await? {
             if seen != Some(n) {
                 events
                     .emit(Event::Workers {
@@ -227,6 +230,7 @@ impl Backend for Local {
                 worker_pids: Vec::new(),
             },
             stopped: None,
+            dask: spec.dask.clone(),
         })?;
         let started = async {
             let mut words = agent.prefix.clone();
@@ -295,8 +299,12 @@ impl Backend for Local {
                 watched.push((*p, format!("worker-{i}.log")));
             }
         }
-        let limit = timeout.unwrap_or(WORKERS_CONNECT);
-        wait_workers(&cluster.dir, want, limit, &watched, events).await
+        let limit = timeout.unwrap_or(if cluster.record.dask.is_some() {
+            DASK_CONNECT
+        } else {
+            WORKERS_CONNECT
+        });
+        wait_workers(cluster, want, limit, &watched, events).await
     }
 
     async fn scale(
@@ -341,7 +349,12 @@ impl Backend for Local {
                     .collect(),
                 _ => Vec::new(),
             };
-            wait_workers(&cluster.dir, want, WORKERS_CONNECT, &added, events).await?;
+            let limit = if cluster.record.dask.is_some() {
+                DASK_CONNECT
+            } else {
+                WORKERS_CONNECT
+            };
+            wait_workers(cluster, want, limit, &added, events).await?;
             return Ok(format!(
                 "started {}, all connected ({now} → {want})",
                 crate::text::count(want - now, "worker")

@@ -94,6 +94,11 @@ impl Cluster {
         crate::ended::free_name(&crate::paths::clusters_dir(), &record.name)?;
         let dir = ClusterDir::create(&record.name)?;
         dir.create_secret()?;
+        if record.dask.is_some() {
+            // Before anything can start: the Dask processes refuse to run without them.
+            crate::dask::certs::create(&crate::dask::DaskFiles::of(&dir))
+                .map_err(|e| BackendError::Failed(e.to_string()))?;
+        }
         record.save(&dir)?;
         Ok(Cluster { dir, record })
     }

@@ -115,6 +115,8 @@ pub enum Control {
     /// or gone (`None`). Only this process registers it, never a client; a non-loopback
     /// address is refused (logged, the old registration stays).
     Dashboard(Option<SocketAddr>),
+    /// The Dask scheduler this coordinator's agent runs changed state (Dask mode).
+    Dask(crate::protocol::DaskView),
 }
 
 /// Before a new coordinator publishes itself: when `coordinator.json` names one that still
@@ -272,6 +274,7 @@ impl Coordinator {
                         }
                         Err(e) => warn!("dashboard address refused: {e}"),
                     },
+                    Some(Control::Dask(view)) => st.set_dask(view),
                     None => control_open = false,
                 },
             }

@@ -146,6 +146,8 @@ pub(crate) struct State {
     walltime_ending: bool,
     /// A dashboard is registered (for the snapshot; the address itself is the tunnel's).
     dashboard: bool,
+    /// The Dask scheduler, as the coordinator agent reports it (Dask mode).
+    dask: Option<crate::protocol::DaskView>,
     exit: Option<String>,
     past: TaskTotals,
     queries_done: u64,
@@ -199,6 +201,7 @@ impl State {
             restriction: Restriction::default(),
             walltime_ending: false,
             dashboard: false,
+            dask: None,
             exit: None,
             past: TaskTotals::default(),
             queries_done: 0,
@@ -232,6 +235,11 @@ impl State {
 
     pub fn set_dashboard(&mut self, registered: bool) {
         self.dashboard = registered;
+    }
+
+    /// The Dask scheduler's state changed (its agent's supervisor said so).
+    pub fn set_dask(&mut self, view: crate::protocol::DaskView) {
+        self.dask = Some(view);
     }
 
     pub fn set_walltime_ending(&mut self) {

@@ -382,6 +382,7 @@ mod tests {
             partition: None,
             account: None,
             supervise: Default::default(),
+            dask: None,
         };
         let m = pending_message(
             "Resources",

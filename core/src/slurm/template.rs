@@ -165,6 +165,7 @@ mod tests {
             partition: Some("debug".into()),
             account: None,
             supervise: Default::default(),
+            dask: None,
         }
     }
 

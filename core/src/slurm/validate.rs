@@ -392,6 +392,7 @@ mod tests {
             partition: partition.map(String::from),
             account: None,
             supervise: Default::default(),
+            dask: None,
         }
     }
 

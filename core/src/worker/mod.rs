@@ -51,6 +51,9 @@ pub struct WorkerOptions {
     pub report_interval: Duration,
     /// Tests only: a pause after each partition, so a test can act mid-query.
     pub test_delay: Option<Duration>,
+    /// The Dask worker this agent runs (Dask mode): its state is reported to the
+    /// coordinator, and a drain retires it through the scheduler.
+    pub dask: Option<crate::dask::child::Handle>,
 }
 
 impl WorkerOptions {
@@ -60,6 +63,7 @@ impl WorkerOptions {
             orphan_timeout: ORPHAN_TIMEOUT,
             report_interval: REPORT_INTERVAL,
             test_delay: None,
+            dask: None,
         }
     }
 }
@@ -336,6 +340,15 @@ impl Worker {
             let _ = send_frame(&mut send, &WorkerMsg::Warning { message }).await;
         }
 
+        // The Dask worker's state: sent now, and again whenever it changes.
+        let mut dask = self.opts.dask.as_ref().map(|h| h.status());
+        if let Some(d) = dask.as_mut() {
+            let state = d.borrow_and_update().state.clone();
+            if let Err(e) = send_frame(&mut send, &WorkerMsg::Dask(state)).await {
+                return lost(format!("cannot register: {e}"), last_heard);
+            }
+        }
+
         let mut ticks = tokio::time::interval(self.opts.report_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seen_datagrams = connection.stats().udp_rx.datagrams;
@@ -432,7 +445,13 @@ impl Worker {
                                 info!(query, "query cancelled");
                             }
                         }
-                        ToWorker::Drain => info!("drained: no new tasks will come"),
+                        ToWorker::Drain => {
+                            info!("drained: no new tasks will come");
+                            if let Some(h) = &self.opts.dask {
+                                info!("retiring the Dask worker through the scheduler");
+                                h.retire();
+                            }
+                        }
                         ToWorker::Shutdown { reason } => {
                             info!(%reason, "the coordinator says shut down");
                             self.pool.new_generation();
@@ -483,6 +502,18 @@ impl Worker {
                         connection.close(VarInt::from_u32(CloseCode::Done.code()), b"");
                         self.draining = None;
                         return End::Exit(Exit::Terminated { reason: format!("{reason}; drained") });
+                    }
+                }
+                changed = async { match dask.as_mut() { Some(d) => d.changed().await, None => std::future::pending().await } } => {
+                    let Some(d) = dask.as_mut() else { continue };
+                    if changed.is_err() {
+                        // Its supervisor is gone; its last state was sent.
+                        dask = None;
+                        continue;
+                    }
+                    let state = d.borrow_and_update().state.clone();
+                    if let Err(e) = send_frame(&mut send, &WorkerMsg::Dask(state)).await {
+                        return lost(e.to_string(), last_heard);
                     }
                 }
                 _ = ticks.tick() => {

@@ -268,6 +268,7 @@ impl Wizard {
             partition: self.partition.clone(),
             account: None,
             supervise: Default::default(),
+            dask: None,
         };
         let (mut verdict_problems, partition, max_workers) = match (self.backend, limits) {
             (Backend::Slurm, Some(l)) => {

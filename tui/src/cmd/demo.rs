@@ -213,6 +213,7 @@ pub async fn run(
         partition: None,
         account: None,
         supervise: Default::default(),
+        dask: None,
     };
     println!(
         "corral demo: payment_type.value_counts() over {} NYC-taxi files ({:.1} M rows, {:.2} GB) on a local cluster of {} × {}",

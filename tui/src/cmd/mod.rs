@@ -4,6 +4,7 @@ pub mod adapt;
 pub mod agg;
 pub mod batch;
 pub mod dashboard;
+pub mod dask;
 pub mod demo;
 pub mod down;
 pub mod forget;

@@ -41,6 +41,8 @@ pub struct UpArgs {
     /// logs why; `corral down` stops it). Starts with MIN workers unless --workers says.
     #[arg(long, value_name = "MIN..MAX", value_parser = super::adapt::parse)]
     pub adapt: Option<super::adapt::AdaptArg>,
+    #[command(flatten)]
+    pub dask: crate::cmd::dask::DaskFlags,
     /// Submit without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -108,6 +110,7 @@ async fn run_slurm(
     spec.supervise.mail = !config.notify.mail.trim().is_empty();
     let timeout = parse_timeout(args.timeout.as_deref())?;
     name_is_free(&spec.name)?;
+    spec.dask = args.dask.spec(&config).await?;
     let basic = corral_core::slurm::validate::basic_problems(&spec);
     if !basic.is_empty() {
         eprintln!("corral: the request cannot work, nothing was submitted:");
@@ -593,6 +596,7 @@ pub fn spec_from_flags(
         partition: or_config(flags.partition.as_ref(), &d.partition),
         account: or_config(flags.account.as_ref(), &d.account),
         supervise: Default::default(),
+        dask: None,
     })
 }
 
@@ -636,6 +640,7 @@ pub fn local_spec(
         partition: None,
         account: None,
         supervise: Default::default(),
+        dask: None,
     })
 }
 
@@ -690,6 +695,8 @@ async fn run_local(
         );
     }
     let spec = local_spec(&args.name, &args.size, &config)?;
+    let mut spec = local_spec(&args.name, &args.size, &config)?;
+    spec.dask = args.dask.spec(&config).await?;
     if let Some(w) = local_fit_warning(&spec) {
         eprintln!("corral: warning: {w}");
     }
@@ -732,6 +739,12 @@ async fn run_local(
             summary.coordinator, summary.coordinator_pid
         );
         println!("  logs:   {}/logs", summary.dir);
+        if let Ok(d) = corral_core::dask::DaskFiles::of(&cluster.dir).read_scheduler() {
+            println!(
+                "  dask:   scheduler {} (TLS, client certificates only); eval \"$(corral dask-env {})\"",
+                d.address, args.name
+            );
+        }
         println!(
             "  query:  corral query {} --by payment_type FILES…",
             args.name

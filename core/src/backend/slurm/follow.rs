@@ -65,7 +65,7 @@ pub(super) async fn follow(
     let mut next_slurm = Instant::now();
     let mut view: Option<JobView> = None;
     let mut partitions = Vec::new();
-    let mut counter = WorkerCount::default();
+    let mut counter = WorkerCount::of(&cluster.record);
     let mut every = tokio::time::interval(WORKER_POLL);
     loop {
         every.tick().await;
@@ -79,7 +79,7 @@ pub(super) async fn follow(
             return Ok(Ready::NotYet { state });
         }
         if dir.coordinator_file().exists()
-            && let Some((n, cores)) = counter.get(dir).await
+            && let Some((n, cores)) = counter.get(dir).await?
         {
             if let Ok(info) = dir.read_coordinator() {
                 said.emit(

@@ -235,6 +235,7 @@ impl Backend for SlurmBackend {
                 spec: spec.clone(),
             },
             stopped: None,
+            dask: spec.dask.clone(),
         })?;
         match lifecycle::submit(
             self.slurm.as_ref(),

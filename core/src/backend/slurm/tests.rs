@@ -19,6 +19,7 @@ fn spec(name: &str, workers: u32) -> ClusterSpec {
         partition: None,
         account: None,
         supervise: Default::default(),
+        dask: None,
     }
 }
 
@@ -48,6 +49,7 @@ async fn submitted(
             spec: spec.clone(),
         },
         stopped: None,
+        dask: None,
     };
     record.save(&dir).expect("spec.json");
     lifecycle::submit(

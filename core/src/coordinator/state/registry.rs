@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::protocol::{
-    CloseCode, QueryId, Registration, RerunReason, ToWorker, WorkerId, WorkerMsg, WorkerReport,
+    CloseCode, DaskState, QueryId, Registration, RerunReason, ToWorker, WorkerId, WorkerMsg, WorkerReport,
     WorkerState, WorkerView,
 };
 
@@ -38,6 +38,8 @@ pub(super) struct Worker {
     /// The query whose plan it was sent / whose files it checked fine.
     pub(super) plan_sent: Option<QueryId>,
     pub(super) ready: Option<QueryId>,
+    /// Its Dask worker, as last reported (Dask mode).
+    pub(super) dask: Option<DaskState>,
 }
 
 impl State {
@@ -64,6 +66,7 @@ impl State {
             leaving: false,
             plan_sent: None,
             ready: None,
+            dask: None,
         };
         self.workers.insert(id, w);
         if let Ok(f) = frame(&ToWorker::Welcome { worker: id }) {
@@ -132,6 +135,12 @@ impl State {
             WorkerMsg::Draining { reason } => {
                 info!(worker = id, node = %w.reg.node, %reason, "draining before its job ends");
                 self.drain_workers(&[id]);
+            }
+            WorkerMsg::Dask(state) => {
+                info!(worker = id, node = %w.reg.node, ?state, "Dask worker");
+                w.dask = Some(state);
+                // A retiring worker's Dask worker has handed its data over: it may go now.
+                self.release_retired();
             }
             WorkerMsg::Leaving { reason } => {
                 let why = format!("left: {reason}");
@@ -254,12 +263,14 @@ impl State {
     }
 
     /// Retiring workers with nothing assigned any more are told to exit; their partitions
-    /// have all been reported, so nothing is re-run.
+    /// have all been reported, so nothing is re-run. In Dask mode their Dask worker must have
+    /// been retired through the scheduler first (its data moved to other workers).
     pub(super) fn release_retired(&mut self) {
         let done: Vec<WorkerId> = self
             .workers
             .iter()
             .filter(|(_, w)| w.retiring && w.assigned == 0)
+            .filter(|(_, w)| w.dask.as_ref().is_none_or(DaskState::is_over))
             .map(|(id, _)| *id)
             .collect();
         for id in done {
@@ -314,6 +325,7 @@ impl State {
             connected_at_unix: w.connected_at_unix,
             assigned: w.assigned,
             report: w.report.clone(),
+            dask: w.dask.clone(),
         }
     }
 }

@@ -50,6 +50,7 @@ impl State {
             queries_failed: self.queries_failed,
             warnings: self.warnings.iter().cloned().collect(),
             dashboard: self.dashboard,
+            dask: self.dask.clone(),
         }
     }
 

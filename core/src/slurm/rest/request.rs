@@ -354,6 +354,7 @@ mod tests {
             partition: Some("debug".into()),
             account: Some("lab".into()),
             supervise: Default::default(),
+            dask: None,
         }
     }
 

@@ -33,6 +33,7 @@ async fn slurm_cluster(clusters: &std::path::Path, fake: &FakeSlurm, name: &str)
         partition: None,
         account: None,
         supervise: Default::default(),
+        dask: None,
     };
     ClusterRecord {
         name: name.into(),
@@ -44,6 +45,7 @@ async fn slurm_cluster(clusters: &std::path::Path, fake: &FakeSlurm, name: &str)
             spec: spec.clone(),
         },
         stopped: None,
+        dask: None,
     }
     .save(&dir)
     .expect("spec.json");

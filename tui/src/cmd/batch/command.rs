@@ -3,7 +3,9 @@
 //! CMD's arguments — also inside a word, so `sh -c 'python job.py {}'` works — becomes the
 //! coordinator's address (host:port); without any `{}` the address is added as the last
 //! argument. `CORRAL_CLUSTER` (the name) and `CORRAL_COORDINATOR` (host:port) are always in
-//! CMD's environment.
+//! CMD's environment. A Dask cluster's CMD gets the Dask scheduler's `tls://host:port` in
+//! place of the coordinator's address, and the variables of `corral dask-env` (the client
+//! certificate), so an unchanged `Client(address)` connects.
 //!
 //! Signals: CMD runs in its own process group, so corral decides what reaches it: a signal to
 //! corral is passed on to CMD's whole group, and CMD gets [`GRACE`] to exit before SIGKILL.
@@ -98,16 +100,35 @@ pub(super) async fn run(
         eprintln!("corral: error: no command after `--`");
         return Ok(ExitCode::from(EXIT_NO_CLUSTER));
     };
+    // Dask mode: CMD gets the Dask scheduler's address (as fhdask passed its scheduler's)
+    // and what `corral dask-env` prints, so its `Client(address)` connects unchanged.
+    let mut dask_env = Vec::new();
+    let cmd_address = if held.cluster.record.dask.is_some() {
+        match crate::cmd::dask::scheduler_of(&held.cluster) {
+            Ok(info) => {
+                dask_env = crate::cmd::dask::client_env(&held.cluster, &info);
+                info.address
+            }
+            Err(e) => {
+                held.release("the Dask scheduler was not listening").await;
+                eprintln!("corral: error: {e}");
+                return Ok(ExitCode::from(EXIT_NO_CLUSTER));
+            }
+        }
+    } else {
+        address.clone()
+    };
     let shown = describe_command(&args.command);
     eprintln!(
-        "corral batch: cluster {name} is up ({workers} worker{}, {cores} core{}) at {address}; running {shown}",
+        "corral batch: cluster {name} is up ({workers} worker{}, {cores} core{}) at {cmd_address}; running {shown}",
         if workers == 1 { "" } else { "s" },
         if cores == 1 { "" } else { "s" },
     );
     let mut cmd = Command::new(program);
-    cmd.args(arguments(rest, &address))
+    cmd.args(arguments(rest, &cmd_address))
         .env("CORRAL_CLUSTER", name)
         .env("CORRAL_COORDINATOR", &address)
+        .envs(dask_env)
         .process_group(0);
     // The state directory CMD's `corral query "$CORRAL_CLUSTER"` must find: the one this
     // corral used, whatever set it.

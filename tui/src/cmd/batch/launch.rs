@@ -60,6 +60,7 @@ fn here_spec(name: &str) -> anyhow::Result<(JobId, ClusterSpec)> {
         partition: None,
         account: None,
         supervise: Default::default(),
+        dask: None,
     };
     Ok((job, spec))
 }
@@ -81,8 +82,10 @@ pub(super) async fn plan(
     backends: &Backends,
     name: &str,
 ) -> anyhow::Result<Plan> {
+    let dask = args.dask.spec(config).await?;
     if args.here {
-        let (job, spec) = here_spec(name)?;
+        let (job, mut spec) = here_spec(name)?;
+        spec.dask = dask;
         let want = min_workers(args.min_workers, spec.workers)?;
         return Ok(Plan {
             backend: backends.in_allocation(srun_program(config), job),
@@ -98,7 +101,8 @@ pub(super) async fn plan(
         });
     }
     if args.local {
-        let spec = local_spec(name, &args.size, config)?;
+        let mut spec = local_spec(name, &args.size, config)?;
+        spec.dask = dask;
         // A local cluster starts every worker; --min-workers is checked for sense only.
         min_workers(args.min_workers, spec.workers)?;
         return Ok(Plan {
@@ -116,7 +120,8 @@ pub(super) async fn plan(
             default_wait: None,
         });
     }
-    let spec = spec_from_flags(name, &args.size, config)?;
+    let mut spec = spec_from_flags(name, &args.size, config)?;
+    spec.dask = dask;
     let want = min_workers(args.min_workers, spec.workers)?;
     let agent = AgentExe::find()?;
     let dir_path = corral_core::paths::clusters_dir().join(name);

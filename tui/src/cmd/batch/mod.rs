@@ -47,6 +47,8 @@ pub struct BatchArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub size: SizeFlags,
+    #[command(flatten)]
+    pub dask: crate::cmd::dask::DaskFlags,
     /// Run CMD once this many workers are connected (default: all of them).
     #[arg(long, value_name = "K")]
     pub min_workers: Option<u32>,
@@ -56,9 +58,10 @@ pub struct BatchArgs {
     #[arg(long, value_name = "T")]
     pub timeout: Option<String>,
     /// The command to run and its arguments, after `--`. Every `{}` in its arguments becomes
-    /// the coordinator's address (host:port); without any `{}` the address is added as the
-    /// last argument. CORRAL_CLUSTER=<name> and CORRAL_COORDINATOR=<host:port> are always in
-    /// its environment.
+    /// the coordinator's address (host:port) — with --dask the Dask scheduler's
+    /// (tls://host:port) —; without any `{}` the address is added as the last argument.
+    /// CORRAL_CLUSTER=<name> and CORRAL_COORDINATOR=<host:port> are always in its
+    /// environment; with --dask also what `corral dask-env` prints.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
