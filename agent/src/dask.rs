@@ -39,8 +39,11 @@ impl Scheduler {
         let files = DaskFiles::of(dir);
         // A file left by a coordinator that was killed must not send workers to a dead port.
         files.remove_scheduler();
-        let supervisor =
-            Supervisor::start(spec.python.clone(), files.clone(), Launch::Scheduler { host });
+        let supervisor = Supervisor::start(
+            spec.python.clone(),
+            files.clone(),
+            Launch::Scheduler { host },
+        );
         let mut status = supervisor.handle().status();
         let report_files = files.clone();
         let report = AbortOnDrop::spawn(async move {
@@ -53,7 +56,9 @@ impl Scheduler {
                             dashboard: s.dashboard,
                         };
                         match report_files.write_scheduler(&info) {
-                            Ok(()) => info!(%address, dashboard = ?s.dashboard, "Dask scheduler listening"),
+                            Ok(()) => {
+                                info!(%address, dashboard = ?s.dashboard, "Dask scheduler listening")
+                            }
                             Err(e) => warn!("cannot write the Dask scheduler's address: {e}"),
                         }
                     }

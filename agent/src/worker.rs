@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use corral_core::cluster_dir::ClusterDir;
-use corral_core::tasks::AbortOnDrop;
 use corral_core::dask::child::{Finish, Supervisor};
 use corral_core::protocol::DaskState;
+use corral_core::tasks::AbortOnDrop;
 use corral_core::worker::{self, Control, Exit, WorkerError, WorkerOptions};
 use tokio::sync::mpsc;
 use tracing::{error, info};

@@ -71,3 +71,26 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Scatters 40 numbers over the workers (data with no lineage: lost if a worker holding it
+/// stopped without handing it over), says `running` in a file, then adds 1 to each of them five
+/// times over in 200 slow tasks (about 25 s on two threads: the test scales meanwhile), waits
+/// until the test says it scaled, and adds 1 to each scattered number again.
+pub const SCALED_JOB: &str = r#"
+import sys, time, pathlib
+from distributed import Client
+marker, scaled = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+with Client(sys.argv[1], timeout="30s") as c:
+    data = c.scatter(list(range(40)), broadcast=False)
+    holders = {w for ws in c.who_has(data).values() for w in ws}
+    def slow_inc(x):
+        time.sleep(0.25)
+        return x + 1
+    tasks = c.map(slow_inc, [data[i % 40] for i in range(200)], pure=False)
+    marker.write_text("running %d\n" % len(holders))
+    first = c.submit(sum, tasks).result(timeout=300)
+    while not scaled.exists():
+        time.sleep(0.1)
+    second = c.submit(sum, c.map(lambda x: x + 1, data, pure=False)).result(timeout=300)
+    print("sums", first, second, len(c.scheduler_info()["workers"]))
+"#;

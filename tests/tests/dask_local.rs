@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use corral_tests::cluster::{Env, kill9, wait_for};
 use corral_tests::dask::{
-    children_of, dask_processes, nyc_taxi_script, path_with_python, python, taxi_counts,
+    SCALED_JOB, children_of, dask_processes, nyc_taxi_script, path_with_python, python, taxi_counts,
 };
 use corral_tests::expect::{expected_counts, only_cluster, processes_of};
 use corral_tests::process;
@@ -68,8 +68,19 @@ fn batch_local_dask_runs_the_shipped_nyc_taxi_script_exactly_and_leaves_nothing(
     let glob = format!("{}/*.csv", data.display());
     let out = env.run_cmd(
         env.corral(&[
-            "batch", "--local", "--dask", "--python", &py, "--workers", "2", "--cores", "1",
-            "--", &script, "{}", &glob,
+            "batch",
+            "--local",
+            "--dask",
+            "--python",
+            &py,
+            "--workers",
+            "2",
+            "--cores",
+            "1",
+            "--",
+            &script,
+            "{}",
+            &glob,
         ])
         .env("PATH", path_with_python()),
     );
@@ -100,7 +111,10 @@ fn only_holders_of_the_cluster_certificate_get_in_and_dask_dies_with_its_agent()
         "lab",
         &["--dask", "--python", &py, "--workers", "2", "--cores", "1"],
     );
-    assert!(up.stdout.contains("dask:   scheduler tls://127.0.0.1:"), "{up}");
+    assert!(
+        up.stdout.contains("dask:   scheduler tls://127.0.0.1:"),
+        "{up}"
+    );
     let dir = env.cluster_dir("lab");
 
     // Every key and certificate is private to the user.
@@ -115,7 +129,10 @@ fn only_holders_of_the_cluster_certificate_get_in_and_dask_dies_with_its_agent()
     ] {
         assert_eq!(mode(&dir.join("dask").join(f)), 0o600, "{f}");
     }
-    assert!(!dir.join("dask/ca.key").exists(), "the CA's key is never written");
+    assert!(
+        !dir.join("dask/ca.key").exists(),
+        "the CA's key is never written"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["dask-env", "lab", "--json"]).stdout).expect("JSON");
@@ -143,11 +160,10 @@ fn only_holders_of_the_cluster_certificate_get_in_and_dask_dies_with_its_agent()
     // Another CA's certificates (a stranger with a Dask cluster of their own): refused.
     let stranger = corral_core::dask::DaskFiles::at(env.path().join("stranger"));
     corral_core::dask::certs::create(&stranger).expect("stranger certs");
-    let theirs: Vec<(String, String)> =
-        corral_core::dask::env::vars(&stranger, &address)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+    let theirs: Vec<(String, String)> = corral_core::dask::env::vars(&stranger, &address)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     let other = probe(env.path(), &address, &theirs);
     assert!(other.starts_with("refused"), "{other}");
     // Plain TCP to the TLS port: refused.
@@ -156,7 +172,9 @@ fn only_holders_of_the_cluster_certificate_get_in_and_dask_dies_with_its_agent()
 
     // corral's script says what is missing, instead of distributed's TypeError.
     let mut run = Command::new(python());
-    run.arg(nyc_taxi_script()).arg(&address).current_dir(env.path());
+    run.arg(nyc_taxi_script())
+        .arg(&address)
+        .current_dir(env.path());
     for v in DASK_VARS {
         run.env_remove(v);
     }
@@ -192,29 +210,6 @@ fn only_holders_of_the_cluster_certificate_get_in_and_dask_dies_with_its_agent()
     );
 }
 
-/// Scatters 40 numbers over the workers (data with no lineage: lost if a worker holding it
-/// stopped without handing it over), says `running` in a file, then adds 1 to each of them five
-/// times over in 200 slow tasks (about 25 s on two threads: the test scales meanwhile), waits
-/// until the test says it scaled, and adds 1 to each scattered number again.
-const SCALED_JOB: &str = r#"
-import sys, time, pathlib
-from distributed import Client
-marker, scaled = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
-with Client(sys.argv[1], timeout="30s") as c:
-    data = c.scatter(list(range(40)), broadcast=False)
-    holders = {w for ws in c.who_has(data).values() for w in ws}
-    def slow_inc(x):
-        time.sleep(0.25)
-        return x + 1
-    tasks = c.map(slow_inc, [data[i % 40] for i in range(200)], pure=False)
-    marker.write_text("running %d\n" % len(holders))
-    first = c.submit(sum, tasks).result(timeout=300)
-    while not scaled.exists():
-        time.sleep(0.1)
-    second = c.submit(sum, c.map(lambda x: x + 1, data, pure=False)).result(timeout=300)
-    print("sums", first, second, len(c.scheduler_info()["workers"]))
-"#;
-
 #[test]
 fn a_dask_computation_finishes_exact_while_the_cluster_scales_up_and_down() {
     let env = Env::new("dask-scale");
@@ -248,7 +243,10 @@ fn a_dask_computation_finishes_exact_while_the_cluster_scales_up_and_down() {
     assert_eq!(holders.trim(), "running 2", "data on both workers");
 
     let up = env.ok(&["scale", "grow", "--workers", "3"]);
-    assert!(up.stdout.contains("1 → 3") || up.stdout.contains("2 → 3"), "{up}");
+    assert!(
+        up.stdout.contains("1 → 3") || up.stdout.contains("2 → 3"),
+        "{up}"
+    );
     let down = env.ok(&["scale", "grow", "--workers", "1"]);
     assert!(down.stdout.contains("3 → 1"), "{down}");
     std::fs::write(&scaled, "").expect("scaled");

@@ -61,7 +61,10 @@ impl WorkerCount {
 
     /// Live workers and their cores, when the coordinator answers; an error when a Dask
     /// process failed for good (e.g. dask missing on the node: the line says what to install).
-    pub(crate) async fn get(&mut self, dir: &ClusterDir) -> Result<Option<(u32, u32)>, BackendError> {
+    pub(crate) async fn get(
+        &mut self,
+        dir: &ClusterDir,
+    ) -> Result<Option<(u32, u32)>, BackendError> {
         if self.client.is_none() {
             let c = tokio::time::timeout(Duration::from_secs(3), ClusterClient::connect(dir));
             let Ok(Ok(c)) = c.await else {

@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn a_path_that_is_not_an_interpreter_is_named() {
         let e = choose(Some("/nonexistent/python9")).expect_err("refused");
-        assert!(e.contains("/nonexistent/python9") && e.contains("--python"), "{e}");
+        assert!(
+            e.contains("/nonexistent/python9") && e.contains("--python"),
+            "{e}"
+        );
         let e = choose(Some("no-such-python-here")).expect_err("refused");
         assert!(e.contains("no no-such-python-here on PATH"), "{e}");
     }

@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::protocol::{
-    CloseCode, DaskState, QueryId, Registration, RerunReason, ToWorker, WorkerId, WorkerMsg, WorkerReport,
-    WorkerState, WorkerView,
+    CloseCode, DaskState, QueryId, Registration, RerunReason, ToWorker, WorkerId, WorkerMsg,
+    WorkerReport, WorkerState, WorkerView,
 };
 
 use super::run::Phase;
