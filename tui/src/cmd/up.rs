@@ -694,7 +694,6 @@ async fn run_local(
             "--adapt scales by SLURM jobs (a supervisor submits and cancels them); a local cluster has none: drop --local or --adapt, or scale by hand with `corral scale NAME --workers W`"
         );
     }
-    let spec = local_spec(&args.name, &args.size, &config)?;
     let mut spec = local_spec(&args.name, &args.size, &config)?;
     spec.dask = args.dask.spec(&config).await?;
     if let Some(w) = local_fit_warning(&spec) {
