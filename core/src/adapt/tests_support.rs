@@ -14,6 +14,7 @@ pub(crate) fn worker(id: u64, state: WorkerState) -> WorkerView {
         connected_at_unix: 0,
         assigned: 0,
         report: WorkerReport::default(),
+        dask: None,
     }
 }
 
@@ -56,5 +57,6 @@ pub(crate) fn snapshot(
         queries_failed: 0,
         warnings: Vec::new(),
         dashboard: false,
+        dask: None,
     }
 }
