@@ -231,3 +231,81 @@ fn five_questions_equal_duckdb_through_agg_and_a_local_cluster() {
         }
     }
 }
+
+/// The same five questions through a cluster on the real SLURM test bed: 3 workers in 3 SLURM
+/// tasks, small partitions so every worker computes; every table bit for bit `corral agg`'s,
+/// and `agg` equals DuckDB (checked again here, so this test stands on its own).
+#[test]
+fn five_questions_equal_duckdb_through_a_slurm_cluster() {
+    let Some(bed) = corral_tests::slurm::require() else {
+        return;
+    };
+    let _bed = corral_tests::slurm::exclusive();
+    let env = Env::new("sqlq-slurm");
+    let on = corral_tests::on_slurm::OnSlurm::new(&env, &bed);
+    let clean = env.gen_taxi("clean", 2, 20_000, 0.0);
+    let dirty = env.gen_taxi("dirty", 2, 20_000, 0.05);
+    let name = format!("sqlq{}", std::process::id());
+    let _down = on.down_on_drop(&name);
+    let up = on.run(&[
+        "up",
+        "--name",
+        &name,
+        "--yes",
+        "--workers",
+        "3",
+        "--cores",
+        "1",
+        "--time",
+        "0:20:00",
+    ]);
+    assert!(up.success(), "{up}");
+    assert!(up.stdout.contains("workers=3"), "{up}");
+    for data in [&clean, &dirty] {
+        let glob = data.join("*.csv").to_string_lossy().into_owned();
+        let duck = duckdb(&glob);
+        let json = |out: corral_tests::process::Output| -> Value {
+            assert!(out.success(), "{out}");
+            serde_json::from_str(&out.stdout).expect("JSON")
+        };
+        for (i, q) in QUERIES.iter().enumerate() {
+            let sql = q.replace("{glob}", &glob);
+            let agg = json(env.run(&["agg", "--json", "--sql", &sql]));
+            let slurm = json(on.run(&[
+                "query",
+                &name,
+                "--partition-bytes",
+                "200000",
+                "--json",
+                "--sql",
+                &sql,
+            ]));
+            assert_eq!(
+                agg["table"],
+                slurm["table"],
+                "Q{} SLURM cluster vs agg",
+                i + 1
+            );
+            assert_eq!(agg["bad_rows"], slurm["bad_rows"], "Q{} bad rows", i + 1);
+            assert_eq!(
+                slurm["workers"],
+                3,
+                "Q{}: every worker computes: {slurm}",
+                i + 1
+            );
+            if i == 0 {
+                // agg against DuckDB, all five at once, on the first pass over this data set.
+                let all: Vec<Value> = QUERIES
+                    .iter()
+                    .map(|q| {
+                        let sql = q.replace("{glob}", &glob);
+                        json(env.run(&["agg", "--json", "--sql", &sql]))
+                    })
+                    .collect();
+                check(&all, &duck, &format!("agg on {}", data.display()));
+            }
+        }
+    }
+    let down = on.run(&["down", &name]);
+    assert!(down.success(), "{down}");
+}
