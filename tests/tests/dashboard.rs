@@ -82,6 +82,13 @@ fn the_link_holder_gets_the_dashboard_and_everyone_else_403() {
     let r = web::http_get(proxy, "/nothing-here", Some(&cookie));
     assert!(r.contains(" 404 "), "{r}");
 
+    // `corral status` says there is one and how to see it.
+    let st = env.ok(&["status", "dash"]);
+    assert!(
+        st.stdout.contains("`corral dashboard dash` serves it here"),
+        "{st}"
+    );
+
     // The cluster goes down: `corral dashboard` says so and fails.
     env.ok(&["down", "dash"]);
     let (status, printed) = dash.wait_exit(Duration::from_secs(60));
@@ -104,6 +111,8 @@ fn a_cluster_without_a_dashboard_says_so() {
         "{out}"
     );
     assert!(out.stdout.is_empty(), "{out}");
+    let st = env.ok(&["status", "plain"]);
+    assert!(!st.stdout.contains("dashboard"), "{st}");
 }
 
 /// Where the test leaves its screenshot: `<target>/dashboard-status.png` (CI keeps it).
@@ -158,4 +167,82 @@ fn chromium_renders_the_dask_status_page_through_corral_dashboard() {
     assert!(w >= 1000 && h >= 600, "{w}x{h}");
     assert!(bytes.len() > 20_000, "{} bytes", bytes.len());
     eprintln!("screenshot: {}", png.display());
+}
+
+/// A Dask client that maps `inc` over 0..20 (7 raises), waits for the results, says `done`,
+/// and keeps its futures (so the results stay in the workers' memory) until killed.
+const DASK_JOB: &str = r#"
+import sys, time
+from distributed import Client, wait
+c = Client(sys.argv[1])
+def inc(x):
+    if x == 7:
+        raise ValueError("seven")
+    return x + 1
+fs = c.map(inc, range(20))
+wait(fs)
+print("done", sum(f.status == "finished" for f in fs), sum(f.status == "error" for f in fs), flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn the_tui_shows_dasks_workers_and_task_totals_through_the_tunnel() {
+    if !corral_tests::tmux::require() {
+        return;
+    }
+    let Some(py) = web::require_dask() else {
+        return;
+    };
+    let env = Env::new("dash-tui");
+    let (_scheduler, sched_addr, dash_addr) = web::dask_scheduler(&py, env.path());
+    let _worker = web::dask_worker(&py, env.path(), &sched_addr, 2);
+    let mut job = Bg::spawn(
+        "dask client",
+        Command::new(&py)
+            .args(["-c", DASK_JOB, &sched_addr])
+            .current_dir(env.path()),
+    );
+    let counts = job.wait_line(web::STARTUP, |l| l.strip_prefix("done ").map(str::to_owned));
+    assert_eq!(counts, "19 1", "{:?}", job.seen);
+    env.up(
+        "tuidask",
+        1,
+        1,
+        &[("CORRAL_AGENT_DASHBOARD", &dash_addr.to_string())],
+    );
+    let q = |p: &std::path::Path| corral_tests::tmux::sh_quote(&p.display().to_string());
+    let cmd = format!(
+        "env XDG_STATE_HOME={} XDG_CONFIG_HOME={} {} --no-mouse attach tuidask; sleep 600",
+        q(&env.path().join("state")),
+        q(&env.path().join("config")),
+        q(&corral_tests::bins::corral()),
+    );
+    let session = corral_tests::tmux::Session::start("dash-tui", 120, 40, &cmd);
+    let long = Duration::from_secs(60);
+    // Dask's own numbers, read from the scheduler through the tunnel.
+    let screen = session.wait_text(
+        "Dask · 1 worker · processing 0 · in memory 19 · erred 1",
+        long,
+    );
+    assert!(screen.contains("DASK WORKER"), "{screen}");
+    let screen = session.wait_text("task stream: 19 done · 1 erred", long);
+    assert!(screen.contains("inc 19 (1 erred)"), "{screen}");
+    // The worker's row: its address, 2 threads, nothing processing, 19 results, 1 erred.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("tcp://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no Dask worker row: {screen}"));
+    let cells: Vec<&str> = row
+        .trim_matches(|c: char| c == '│' || c.is_whitespace())
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        cells.first().map(|c| c.starts_with("tcp://")),
+        Some(true),
+        "{row}"
+    );
+    assert_eq!(cells.get(1), Some(&"2"), "threads: {row}");
+    assert_eq!(&cells[cells.len() - 3..], ["0", "19", "1"], "{row}");
+    // corral's own worker is still listed.
+    assert!(screen.contains("Workers (1)"), "{screen}");
 }

@@ -81,6 +81,7 @@ pub fn snapshot(s: &protocol::Snapshot, ctx: &Context, now: Unix) -> ClusterSnap
         },
         query,
         core_hours_used: ctx.core_hours_used,
+        dashboard: s.dashboard,
     }
 }
 

@@ -155,6 +155,7 @@ pub fn snapshot(workers: usize) -> ClusterSnapshot {
             bytes_per_s: 820e6,
         }),
         core_hours_used: Some(12.5),
+        dashboard: false,
     }
 }
 
@@ -203,6 +204,65 @@ pub fn dashboard(workers: usize) -> App {
     a.result = Some(Ok(result()));
     app.attached = Some(a);
     app.nav = vec![Screen::Home, Screen::Dashboard];
+    app
+}
+
+/// Dask's view of a Dask cluster: three Dask workers (one with an erred task) and the task
+/// stream's totals of two prefixes.
+#[cfg(test)]
+pub fn dask_view() -> crate::app::view::DaskView {
+    use crate::app::view::{DaskView, DaskWorker};
+    use corral_core::dashboard::dask::{DaskCounts, PrefixTotals};
+    let worker = |i: u64, erred: u64| DaskWorker {
+        name: format!("tls://10.0.0.{i}:40{i:02}1"),
+        host: format!("10.0.0.{i}"),
+        nthreads: 2,
+        memory_bytes: (300 + 40 * i) << 20,
+        memory_limit: 4 << 30,
+        processing: 2 + i,
+        in_memory: 10 * i,
+        erred,
+        status: "running".into(),
+    };
+    DaskView {
+        workers: vec![worker(1, 0), worker(2, 1), worker(3, 0)],
+        counts: DaskCounts {
+            processing: 9,
+            in_memory: 60,
+            erred: 1,
+            waiting: 4,
+            released: 0,
+            clients: 1,
+            bytes: 12 << 20,
+        },
+        prefixes: vec![
+            PrefixTotals {
+                prefix: "read-csv".into(),
+                done: 48,
+                erred: 1,
+                compute_seconds: 31.5,
+            },
+            PrefixTotals {
+                prefix: "value-counts-chunk".into(),
+                done: 48,
+                erred: 0,
+                compute_seconds: 2.25,
+            },
+        ],
+        metrics_missing: None,
+    }
+}
+
+/// The dashboard of a Dask cluster (it has a dashboard; Dask's view was read).
+#[cfg(test)]
+pub fn dask_dashboard() -> App {
+    let mut app = dashboard(3);
+    if let Some(a) = app.attached.as_mut() {
+        if let Some(s) = a.snapshot.as_mut() {
+            s.dashboard = true;
+        }
+        a.dask = Some(Ok(Box::new(dask_view())));
+    }
     app
 }
 

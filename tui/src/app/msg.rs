@@ -96,6 +96,12 @@ pub enum Msg {
         body: String,
         alert: String,
     },
+    /// Dask's view of the attached Dask cluster, read through the dashboard tunnel (every
+    /// couple of seconds while attached and the cluster has a dashboard).
+    Dask {
+        name: String,
+        result: Result<Box<super::view::DaskView>, String>,
+    },
     /// An effect failed outside any of the above (e.g. "not available yet: …").
     Error(String),
 }

@@ -170,6 +170,9 @@ pub struct Attached {
     pub lost: Option<String>,
     /// Adaptive scaling, when the cluster adapts.
     pub adapt: Option<super::view::AdaptView>,
+    /// A Dask cluster's own view (its workers and task totals), once read; the error when the
+    /// scheduler's dashboard could not be read.
+    pub dask: Option<Result<Box<super::view::DaskView>, String>>,
 }
 
 impl Attached {
@@ -196,6 +199,7 @@ impl Attached {
             ended: None,
             lost: None,
             adapt: None,
+            dask: None,
         }
     }
 }

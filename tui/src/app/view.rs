@@ -159,7 +159,15 @@ pub struct ClusterSnapshot {
     pub tasks: TaskCounts,
     pub query: Option<QueryProgress>,
     pub core_hours_used: Option<f64>,
+    /// The coordinator has a dashboard registered: a Dask cluster whose scheduler is up (the
+    /// Dask panel reads it through the tunnel).
+    pub dashboard: bool,
 }
+
+/// Dask's own view of a Dask cluster — its workers, tasks by state, the task stream's totals —
+/// as read from the scheduler through the dashboard tunnel. Core's type is already the TUI's
+/// terms (no wire format behind it), so it is used as it is.
+pub use corral_core::dashboard::dask::{DaskView, DaskWorker};
 
 impl ClusterSnapshot {
     pub fn live_workers(&self) -> u32 {

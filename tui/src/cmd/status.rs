@@ -53,6 +53,12 @@ pub(crate) fn render(s: &Snapshot, backend: &str) -> String {
     if s.walltime_ending {
         out.push_str("WARNING: SLURM announced the end of the walltime; the cluster stops soon\n");
     }
+    if s.dashboard {
+        out.push_str(&format!(
+            "dashboard: the Dask scheduler's, on the coordinator's loopback — `corral dashboard {}` serves it here\n",
+            s.cluster
+        ));
+    }
     out.push_str(&format!(
         "workers: {live} live{}{}; cores: {}\n",
         if dead > 0 {

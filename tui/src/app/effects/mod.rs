@@ -18,8 +18,10 @@
 //! - `query`: queries, sweeps and the ledger's history;
 //! - `lifecycle`: scale and cancel through the cluster's backend;
 //! - `logs`: the cluster's log files;
-//! - `notices`: notifications and adaptive-scaling decisions of the attached cluster.
+//! - `notices`: notifications and adaptive-scaling decisions of the attached cluster;
+//! - `dask`: a Dask cluster's own view, read through the dashboard tunnel while watched.
 
+mod dask;
 mod home;
 mod lifecycle;
 mod logs;

@@ -77,10 +77,14 @@ async fn stream(
     notices: &mut Notices,
 ) -> Result<(), String> {
     let dir = ctx.dir(name)?;
-    let client = ClusterClient::connect(&dir)
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = Arc::new(
+        ClusterClient::connect(&dir)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let mut sub = client.subscribe().await.map_err(|e| e.to_string())?;
+    // A Dask cluster's own view, read through the dashboard tunnel while it has one.
+    let mut dask: Option<super::dask::DaskFeed> = None;
     let mut slurm_every = tokio::time::interval(WATCH_EVERY * 3);
     slurm_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     slurm_every.tick().await;
@@ -94,6 +98,19 @@ async fn stream(
                         if tx.send(m).await.is_err() {
                             return Ok(());
                         }
+                    }
+                    if s.dashboard && dask.is_none() {
+                        match super::dask::DaskFeed::start(client.clone(), name.to_owned(), tx.clone()).await {
+                            Ok(f) => dask = Some(f),
+                            Err(e) => {
+                                let msg = Msg::Dask { name: name.to_owned(), result: Err(e) };
+                                if tx.send(msg).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    } else if !s.dashboard {
+                        dask = None;
                     }
                     let snap = convert::snapshot(&s, &context, now_unix());
                     if tx.send(Msg::Snapshot(snap)).await.is_err() {
@@ -213,6 +230,7 @@ async fn look_at(ctx: &Ctx, name: &str) -> Look {
             tasks: Default::default(),
             query: None,
             core_hours_used: core_hours,
+            dashboard: false,
         }));
     }
     Look {

@@ -222,6 +222,59 @@ fn dashboard() {
 }
 
 #[test]
+fn a_dask_cluster_shows_dasks_workers_and_task_totals() {
+    let app = fixtures::dask_dashboard();
+    snap("dashboard_dask", &app);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(&draw(&app, w, h));
+        assert!(
+            t.contains("Dask · 3 workers · processing 9 · in memory 60 · erred 1"),
+            "{w}x{h}: {t}"
+        );
+        assert!(
+            t.contains("task stream: 96 done · 1 erred · 33.8 s computing"),
+            "{w}x{h}: {t}"
+        );
+        // corral's own workers are still listed above.
+        assert!(t.contains("Workers (3)"), "{w}x{h}: {t}");
+    }
+    let t = text(&draw(&app, 160, 48));
+    assert!(t.contains("tls://10.0.0.2:40021"), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.contains("tls://10.0.0.2:40021"))
+        .expect("worker row");
+    // threads, memory / limit, processing, in memory, erred.
+    for cell in ["2", "398.5 MB / 4.29 GB", "4", "20", "1"] {
+        assert!(row.contains(cell), "{cell:?} not in {row:?}");
+    }
+    // At 80x24 not every Dask worker fits: the last row is all of them together.
+    let t = text(&draw(&app, 80, 24));
+    assert!(
+        t.lines()
+            .any(|l| l.contains("all 3") && l.contains("1.20 GB / 12.88 GB") && l.contains(" 60 ")),
+        "{t}"
+    );
+    // Before the first read, and when the scheduler cannot be read: said, not blank.
+    let mut reading = fixtures::dask_dashboard();
+    if let Some(a) = reading.attached.as_mut() {
+        a.dask = None;
+    }
+    assert!(text(&draw(&reading, 80, 24)).contains("reading Dask's scheduler"));
+    let mut failed = fixtures::dask_dashboard();
+    if let Some(a) = failed.attached.as_mut() {
+        a.dask = Some(Err("GET /json/identity.json: connection refused".into()));
+    }
+    let t = text(&draw(&failed, 160, 48));
+    assert!(
+        t.contains("cannot read Dask's dashboard: GET /json/identity.json"),
+        "{t}"
+    );
+    // A cluster that is not a Dask cluster has no Dask panel.
+    assert!(!text(&draw(&fixtures::dashboard(3), 160, 48)).contains("Dask"));
+}
+
+#[test]
 fn scaling_and_help() {
     let app = fixtures::scaling();
     snap("scaling", &app);

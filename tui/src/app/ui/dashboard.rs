@@ -1,5 +1,5 @@
 //! Dashboard: the header (`workers=<n> cores=<m>`, state, walltime left, coordinator,
-//! authentication), the workers table, the tasks panel (counts, progress gauge, throughput
+//! authentication), the workers table (and a Dask cluster's Dask panel), the tasks panel (counts, progress gauge, throughput
 //! sparkline) and the result of the last query.
 
 use std::cmp::Ordering;
@@ -28,7 +28,17 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     ])
     .areas(area);
     header(app, a, theme, frame, head);
-    workers_table(app, a, theme, frame, workers);
+    if super::dask::shown(a) {
+        // A Dask cluster: Dask's own workers and task totals under corral's workers.
+        // It takes rows from corral's workers table, which keeps its title and header.
+        let dask_h = super::dask::height(a).min(workers.height.saturating_sub(3).max(4));
+        let [ours, dask] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(dask_h)]).areas(workers);
+        workers_table(app, a, theme, frame, ours);
+        super::dask::render(a, theme, frame, dask);
+    } else {
+        workers_table(app, a, theme, frame, workers);
+    }
     let [tasks, result] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     tasks_panel(a, theme, frame, tasks);

@@ -3,9 +3,10 @@
 //!
 //! - `theme`: styles and number formats; colour is never the only carrier of meaning.
 //! - one module per screen (`home`, `wizard`, `pending`, `dashboard`, `scaling`, `help`),
-//!   and `popup` for what is drawn on top of them.
+//!   `dask` (a Dask cluster's panel of the dashboard), and `popup` for what is drawn on top.
 
 mod dashboard;
+mod dask;
 mod help;
 mod home;
 mod pending;

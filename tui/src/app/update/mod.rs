@@ -9,9 +9,11 @@
 //! - `attached`: Pending and Dashboard (job state, snapshots, scale, cancel);
 //! - `query`: the query form and running a query;
 //! - `scaling`: the sweep screen;
-//! - `logs`: the log view.
+//! - `logs`: the log view;
+//! - `dask`: a Dask cluster's view for the dashboard's Dask panel.
 
 mod attached;
+mod dask;
 mod home;
 mod logs;
 mod query;
@@ -130,6 +132,7 @@ impl App {
                 Vec::new()
             }
             Msg::Logs { name, result } => self.on_logs(&name, result),
+            Msg::Dask { name, result } => self.on_dask(&name, result),
             Msg::Error(e) => {
                 self.flash = Some((e, Severity::Error));
                 Vec::new()
